@@ -1,0 +1,109 @@
+"""The HTTP layer: a thin FastAPI app over ``ScoringPipeline``."""
+from __future__ import annotations
+
+import base64
+import binascii
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+
+from .pipeline import ScoringPipeline, UnknownProfile
+from .schema import ProfileInfo, ProfilesResponse, ScoreRequest, ScoreResponse
+from .settings import Settings
+
+
+def _image_bytes(ref: str) -> int:
+    """Decoded size of a base64 data URI (or bare base64); 0 for a URL (not fetched here)."""
+    if ref.startswith(("http://", "https://", "file://", "s3://", "gs://")):
+        return 0
+    payload = ref.split(",", 1)[1] if ref.startswith("data:") else ref
+    payload = payload.strip()
+    return (len(payload) * 3) // 4 - payload[-2:].count("=")
+
+
+def _images(item: Any) -> list[str]:
+    found = list(item.images or [])
+    for m in item.messages or []:
+        if isinstance(m.content, list):
+            for part in m.content:
+                url = part.get("image_url")
+                url = url.get("url") if isinstance(url, dict) else url
+                for v in (url, part.get("image")):
+                    if isinstance(v, str):
+                        found.append(v)
+    return found
+
+
+def check_limits(req: ScoreRequest, s: Settings) -> None:
+    """Raise 413 for a request past the configured limits, 422 for an image that is not base64."""
+    if len(req.items) > s.max_items_per_request:
+        raise HTTPException(413, f"{len(req.items)} items in one request; the limit is {s.max_items_per_request}")
+    for i, item in enumerate(req.items):
+        if len(item.response) > s.max_response_chars:
+            raise HTTPException(413, f"items[{i}].response has {len(item.response)} characters; "
+                                     f"the limit is {s.max_response_chars}")
+        for ref in _images(item):
+            try:
+                if ref.startswith("data:"):
+                    base64.b64decode(ref.split(",", 1)[1][:64] + "==", validate=False)
+                n = _image_bytes(ref)
+            except (IndexError, binascii.Error):
+                raise HTTPException(422, f"items[{i}]: an image is neither a URL nor a base64 data URI") from None
+            if n > s.max_image_bytes:
+                raise HTTPException(413, f"items[{i}]: an image of {n} bytes; the limit is {s.max_image_bytes}")
+
+
+def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state: dict[str, ScoringPipeline] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        state["pipeline"] = pipeline or ScoringPipeline(settings)
+        try:
+            yield
+        finally:
+            if pipeline is None:
+                state["pipeline"].close()
+
+    app = FastAPI(title="harmo reward server", version="0.1.0", lifespan=lifespan,
+                  description="Hybrid, multi-aspect rewards for RL alignment of (multimodal) language models.")
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > settings.max_body_bytes:
+            return JSONResponse({"detail": f"request body of {size} bytes; the limit is {settings.max_body_bytes}"},
+                                status_code=413)
+        return await call_next(request)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        p = state["pipeline"]
+        return {"status": "ok", "math_workers": p.math_pool.n_workers, "math_timeouts": p.math_pool.timeouts,
+                "profiles": sorted(p.profiles.profiles)}
+
+    @app.get("/v1/profiles", response_model=ProfilesResponse)
+    def profiles() -> ProfilesResponse:
+        ps = state["pipeline"].profiles
+        return ProfilesResponse(default=ps.default, profiles=[
+            ProfileInfo(name=n, version=p.version, description=p.description.strip(), weights=p.weights,
+                        formula=p.formula, data_sources=p.data_sources)
+            for n, p in ps.profiles.items()
+        ])
+
+    @app.post("/score", response_model=ScoreResponse,
+              responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"}})
+    def score(req: ScoreRequest) -> Response:
+        # A plain `def`: FastAPI runs it in its thread pool, so scoring never blocks the event loop.
+        check_limits(req, settings)
+        try:
+            out = state["pipeline"].score(req)
+        except UnknownProfile as exc:
+            raise HTTPException(422, str(exc)) from None
+        # Already validated by construction: serialise once, skip FastAPI's re-validation.
+        return Response(out.model_dump_json(), media_type="application/json")
+
+    return app

@@ -1,0 +1,219 @@
+"""The scoring pipeline: a plain Python call from a ScoreRequest to a ScoreResponse.
+
+The HTTP app and the offline CLI are thin layers over ``ScoringPipeline.score``.
+Order of work for one request:
+1. pick each item's profile (named in the request, or by data_source);
+2. accuracy: route each item to a rule verifier; math items are settled in-process when
+   trivial, the rest go to the worker pool as one job per group of shared gold answers,
+   with duplicate answers verified once;
+3. format per item; the length penalty per GRPO group (it needs the group's verdicts);
+4. optional per-group normalisation, then aggregation (weighted sum or formula, clipping).
+"""
+from __future__ import annotations
+
+import hashlib
+import math as _math
+from collections import defaultdict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from .math_pool import GroupJob, MathWorkerPool
+from .profiles import Profile, ProfileSet
+from .rewards.base import Check
+from .rewards.format import format_reward
+from .rewards.length import group_length_rewards, measure
+from .rewards.math import plan_math, to_check
+from .rewards.registry import VERIFIERS
+from .rewards.routing import route
+from .schema import AccuracyInfo, ItemError, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
+from .settings import Settings
+
+
+class UnknownProfile(LookupError):
+    pass
+
+
+@dataclass
+class _Work:
+    """Everything computed for one item on its way through the pipeline."""
+
+    item: ScoreItem
+    profile: Profile
+    task: str = "open"
+    check: Check | None = None
+    math_future: Future | None = None
+    math_extracted: str = ""
+    info: AccuracyInfo | None = None
+    components: dict[str, float] = field(default_factory=dict)
+    errors: list[ItemError] = field(default_factory=list)
+
+
+class ScoringPipeline:
+    def __init__(self, settings: Settings | None = None, profiles: ProfileSet | None = None,
+                 math_pool: MathWorkerPool | None = None) -> None:
+        self.settings = settings or Settings()
+        self.profiles = profiles or ProfileSet.load(self.settings.profiles_path)
+        self._own_pool = math_pool is None
+        self.math_pool = math_pool or MathWorkerPool(self.settings.math_workers, self.settings.math_timeout_s)
+
+    def close(self) -> None:
+        if self._own_pool:
+            self.math_pool.close()
+
+    def __enter__(self) -> "ScoringPipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------
+    def score(self, request: ScoreRequest) -> ScoreResponse:
+        works = [_Work(item, self._profile_for(request.profile, item)) for item in request.items]
+        self._accuracy(works)
+        for w in works:
+            w.info = self._accuracy_component(w)
+            if "format" in w.profile.components:
+                cfg = w.profile.format
+                w.components["format"] = format_reward(w.item.response, pattern=cfg.pattern, mode=cfg.mode, tags=cfg.tags)
+        self._length(works)
+        self._normalize(works)
+        results = [self._result(w) for w in works]
+        used = {w.profile.name: w.profile.version for w in works}
+        if len(used) == 1:
+            (name, version), = used.items()
+        else:
+            name = "mixed"
+            version = hashlib.sha256(repr(sorted(used.items())).encode()).hexdigest()[:12]
+        return ScoreResponse(profile=name, profile_version=version, results=results)
+
+    def _profile_for(self, requested: str | None, item: ScoreItem) -> Profile:
+        if requested is not None:
+            try:
+                return self.profiles.get(requested)
+            except KeyError as exc:
+                raise UnknownProfile(str(exc.args[0])) from None
+        return self.profiles.for_data_source(item.data_source)
+
+    # -- accuracy ------------------------------------------------------------------
+    def _accuracy(self, works: list[_Work]) -> None:
+        jobs: dict[tuple[str, ...], dict[str, list[_Work]]] = defaultdict(lambda: defaultdict(list))
+        for w in works:
+            if "accuracy" not in w.profile.components:
+                continue
+            w.task = route(w.item, w.profile.accuracy.routing)
+            refs = w.item.references()
+            if w.task == "open":
+                continue
+            if not refs:
+                w.check = Check(0.0, "error", 0.0, None, ("no_reference", f"task {w.task!r} needs a reference"))
+                continue
+            if w.task == "math":
+                plan = plan_math(w.item.response, refs)
+                w.math_extracted = plan.extracted
+                if plan.check is not None:
+                    w.check = plan.check
+                else:
+                    jobs[tuple(refs)][plan.source].append(w)  # type: ignore[index]
+                continue
+            spec = VERIFIERS[w.task]
+            try:
+                w.check = spec.fn(w.item.response, refs, choices=w.item.choices,  # type: ignore[misc]
+                                  **w.profile.accuracy.options(w.task))
+            except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
+                w.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))
+        # One job per distinct gold answer; each distinct answer is verified once.
+        pending: list[tuple[Future, list[_Work]]] = []
+        for refs, by_source in jobs.items():
+            sources = list(by_source)
+            futures = self.math_pool.submit(GroupJob(list(refs), sources))
+            pending.extend((f, by_source[s]) for f, s in zip(futures, sources))
+        for fut, ws in pending:
+            # The pool resolves every future (a verdict, a timeout or an error); the outer
+            # bound only guards against a pool that was shut down under us.
+            result = fut.result(timeout=self.settings.math_timeout_s * 64 + 60)
+            for w in ws:
+                w.check = to_check(result, w.math_extracted)
+
+    # -- length --------------------------------------------------------------------
+    def _length(self, works: list[_Work]) -> None:
+        groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
+        for w in works:
+            if "length" in w.profile.components and w.item.group_id is not None:
+                groups[(w.profile.name, w.item.group_id)].append(w)
+        for (_, _), members in groups.items():
+            cfg = members[0].profile.length
+            lengths = [self._length_of(w, cfg.measure) for w in members]
+            correct = [w.check is not None and w.check.verdict == "correct" for w in members]
+            for w, v in zip(members, group_length_rewards(lengths, correct, cfg)):
+                if v is not None:
+                    w.components["length"] = v
+
+    @staticmethod
+    def _length_of(w: _Work, how: str) -> float:
+        # Token counts from the rollout are the true length; text measures are the fallback.
+        meta = w.item.metadata or {}
+        n = meta.get("response_length")
+        if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0:
+            return float(n)
+        return float(measure(w.item.response, how))
+
+    def _normalize(self, works: list[_Work]) -> None:
+        """Per-group normalisation of the configured components (mean-centred, or z-scored)."""
+        groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
+        for w in works:
+            if w.profile.normalize and w.item.group_id is not None:
+                groups[(w.profile.name, w.item.group_id)].append(w)
+        for members in groups.values():
+            cfg = members[0].profile.normalize
+            assert cfg is not None
+            for comp in cfg.components:
+                vals = [w.components[comp] for w in members if comp in w.components]
+                if not vals:
+                    continue
+                mean = sum(vals) / len(vals)
+                std = _math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+                for w in members:
+                    if comp in w.components:
+                        v = w.components[comp] - mean
+                        w.components[comp] = v / (std + 1e-6) if cfg.method == "zscore" else v
+
+    # -- aggregation ---------------------------------------------------------------
+    def _result(self, w: _Work) -> ScoreResult:
+        p = w.profile
+        failed = w.check is not None and w.check.verdict == "error"
+        reward = None if failed and p.on_error == "null" else self._aggregate(w)
+        return ScoreResult(id=w.item.id, reward=reward, components=w.components, accuracy=w.info,
+                           errors=w.errors)
+
+    def _accuracy_component(self, w: _Work) -> AccuracyInfo:
+        p = w.profile
+        if "accuracy" not in p.components:
+            return AccuracyInfo(source="none:disabled", verdict="unverifiable", confidence=0.0)
+        if w.check is None:  # open-ended: no rule applies
+            if p.accuracy.unverifiable == "skip":
+                return AccuracyInfo(source="none:open", verdict="unverifiable", confidence=0.0)
+            w.components["accuracy"] = float(p.accuracy.unverifiable)
+            return AccuracyInfo(source="profile:constant", verdict="unverifiable", confidence=0.0,
+                                score=float(p.accuracy.unverifiable))
+        c = w.check
+        if c.error is not None:
+            w.errors.append(ItemError(component="accuracy", code=c.error[0], message=c.error[1]))
+        w.components["accuracy"] = p.error_value if c.verdict == "error" else c.score
+        return AccuracyInfo(source=f"rule:{w.task}", verdict=c.verdict, confidence=c.confidence,
+                            extracted=c.extracted, score=c.score)
+
+    @staticmethod
+    def _aggregate(w: _Work) -> float:
+        p, comps = w.profile, w.components
+        try:
+            value = float(p.evaluate_formula(comps)) if p.formula else \
+                sum(p.weights.get(k, 0.0) * v for k, v in comps.items())
+        except (ArithmeticError, ValueError) as exc:  # e.g. a formula that divides by a zero component
+            w.errors.append(ItemError(component="reward", code="formula", message=f"{type(exc).__name__}: {exc}"))
+            value = p.error_value
+        if not _math.isfinite(value):
+            w.errors.append(ItemError(component="reward", code="formula", message=f"the reward is {value}"))
+            value = p.error_value
+        if p.clip:
+            value = min(max(value, p.clip[0]), p.clip[1])
+        return value

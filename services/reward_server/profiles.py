@@ -1,0 +1,200 @@
+"""Reward profiles: weights, routing, thresholds and aspect settings, loaded from YAML.
+
+A profile is validated completely at start-up (unknown keys, unknown verifiers, a formula
+that names unknown components or does not evaluate) and identified by a version hash of
+its validated content, which every response carries.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from simpleeval import SimpleEval
+
+from .rewards.format import DEFAULT_PATTERN
+from .rewards.length import LengthConfig
+from .rewards.registry import VERIFIERS
+
+COMPONENTS = ("accuracy", "format", "length")
+TASKS = set(VERIFIERS) | {"open"}
+
+
+class FormatConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pattern: str = DEFAULT_PATTERN
+    mode: Literal["binary", "partial"] = "binary"
+    tags: tuple[str, ...] = ("think", "answer")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        import re
+
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"format pattern does not compile: {exc}") from exc
+        return v
+
+
+class AccuracyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    routing: dict[str, str] = Field(default_factory=dict, description="data_source glob -> task")
+    verifiers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="options per verifier")
+    unverifiable: Literal["skip"] | float = Field(
+        "skip",
+        description="What an open-ended item gets while no model scorer is configured: 'skip' leaves "
+        "the accuracy component out (verdict 'unverifiable'), a number sets it explicitly.",
+    )
+
+    @field_validator("routing")
+    @classmethod
+    def _known_tasks(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = {k: t for k, t in v.items() if t not in TASKS}
+        if bad:
+            raise ValueError(f"unknown task(s) in routing {bad}; known: {sorted(TASKS)}")
+        return v
+
+    @field_validator("verifiers")
+    @classmethod
+    def _known_options(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, opts in v.items():
+            if name not in VERIFIERS:
+                raise ValueError(f"unknown verifier {name!r}; known: {sorted(VERIFIERS)}")
+            out[name] = VERIFIERS[name].options.model_validate(opts or {}).model_dump()
+        return out
+
+    def options(self, verifier: str) -> dict[str, Any]:
+        return self.verifiers.get(verifier) or VERIFIERS[verifier].options().model_dump()
+
+
+class NormalizeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    components: list[str] = Field(min_length=1)
+    method: Literal["mean", "zscore"] = "mean"
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    description: str = ""
+    data_sources: list[str] = Field(default_factory=list, description="data_source globs that select this profile")
+    weights: dict[str, float] = Field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0, "length": 1.0})
+    formula: str | None = Field(None, description="Expression over component names; replaces the weighted sum.")
+    clip: tuple[float, float] | None = None
+    normalize: NormalizeConfig | None = None
+    accuracy: AccuracyConfig = Field(default_factory=AccuracyConfig)
+    format: FormatConfig = Field(default_factory=FormatConfig)
+    length: LengthConfig = Field(default_factory=LengthConfig)
+    on_error: Literal["fallback", "null"] = Field(
+        "fallback", description="A failed component: use error_value (errors say so) or make the reward null."
+    )
+    error_value: float = 0.0
+
+    @field_validator("weights")
+    @classmethod
+    def _known_components(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = set(v) - set(COMPONENTS)
+        if bad:
+            raise ValueError(f"unknown component(s) {sorted(bad)}; known: {list(COMPONENTS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "Profile":
+        if self.clip and self.clip[0] > self.clip[1]:
+            raise ValueError(f"clip lower bound {self.clip[0]} exceeds upper bound {self.clip[1]}")
+        if self.normalize:
+            bad = set(self.normalize.components) - set(COMPONENTS)
+            if bad:
+                raise ValueError(f"normalize names unknown component(s) {sorted(bad)}")
+        if self.formula:
+            try:
+                value = self.evaluate_formula({c: 0.5 for c in COMPONENTS})
+            except Exception as exc:  # simpleeval raises many types
+                raise ValueError(f"formula {self.formula!r} does not evaluate: {exc}") from exc
+            if not isinstance(value, (int, float)):
+                raise ValueError(f"formula {self.formula!r} gives {type(value).__name__}, not a number")
+        return self
+
+    @property
+    def components(self) -> list[str]:
+        """Components to compute: those weighted, or those the formula names."""
+        if self.formula:
+            return [c for c in COMPONENTS if c in self.formula]
+        return [c for c, w in self.weights.items()]
+
+    def evaluate_formula(self, values: dict[str, float]) -> float:
+        names = {c: 0.0 for c in COMPONENTS} | values | {f"w_{k}": w for k, w in self.weights.items()}
+        ev = SimpleEval(names=names, functions={"min": min, "max": max, "abs": abs,
+                                                 "clip": lambda x, lo, hi: max(lo, min(hi, x))})
+        return ev.eval(self.formula)  # type: ignore[arg-type]
+
+    @property
+    def version(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+class ProfileError(ValueError):
+    """A profiles file that cannot be used; the message says where and why."""
+
+
+class ProfileSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default: str
+    profiles: dict[str, Profile]
+
+    @model_validator(mode="after")
+    def _check(self) -> "ProfileSet":
+        if self.default not in self.profiles:
+            raise ValueError(f"default profile {self.default!r} is not defined; defined: {sorted(self.profiles)}")
+        for name, p in self.profiles.items():
+            p.name = name
+        return self
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise KeyError(f"unknown profile {name!r}; available: {sorted(self.profiles)}") from None
+
+    def for_data_source(self, data_source: str | None) -> Profile:
+        if data_source:
+            for p in self.profiles.values():
+                if any(fnmatch.fnmatchcase(data_source.lower(), g.lower()) for g in p.data_sources):
+                    return p
+        return self.profiles[self.default]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "ProfileSet":
+        """Load and validate a profiles YAML file (the packaged defaults when ``path`` is None)."""
+        if path is None:
+            text = resources.files("services.reward_server").joinpath("profiles.yaml").read_text()
+            where = "built-in profiles.yaml"
+        else:
+            where = str(path)
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                raise ProfileError(f"{where}: cannot read profiles file: {exc}") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ProfileError(f"{where}: invalid YAML: {exc}") from exc
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = [f"{where}: invalid reward profiles:"]
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"])
+                lines.append(f"  {loc}: {err['msg']}")
+            raise ProfileError("\n".join(lines)) from None
+

@@ -1,0 +1,126 @@
+"""String verifiers: normalised exact match, ANLS (DocVQA/OCR) and VQAv2 soft accuracy."""
+from __future__ import annotations
+
+import re
+import string
+
+from rapidfuzz.distance import Levenshtein
+
+from .base import Check
+from .extract import final_answer
+
+_ARTICLES_EN = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_text(s: str) -> str:
+    """SQuAD-style normalisation: lower case, no punctuation, no articles, single spaces."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _ARTICLES_EN.sub(" ", s)
+    return " ".join(s.split())
+
+
+def exact_match(response: str, references: list[str], **_: object) -> Check:
+    cand = final_answer(response)
+    pred = normalize_text(cand.text)
+    ok = any(pred == normalize_text(r) for r in references)
+    return Check.binary(ok, cand.text)
+
+
+def anls(response: str, references: list[str], *, threshold: float = 0.5, **_: object) -> Check:
+    """Average Normalized Levenshtein Similarity for one item: ``max_g (1 - NL(pred, g))``,
+    0 where the normalised distance reaches ``threshold`` (DocVQA's tau = 0.5)."""
+    cand = final_answer(response)
+    pred = " ".join(cand.text.strip().lower().split())
+    best = 0.0
+    for ref in references:
+        gold = " ".join(ref.strip().lower().split())
+        denom = max(len(pred), len(gold))
+        nl = Levenshtein.distance(pred, gold) / denom if denom else 0.0
+        best = max(best, 1.0 - nl if nl < threshold else 0.0)
+    return Check.graded(best, cand.text)
+
+
+# --- VQAv2 answer normalisation (the official evaluation script's rules) ---
+_CONTRACTIONS = {
+    "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've", "couldnt": "couldn't",
+    "couldn'tve": "couldn't've", "couldnt've": "couldn't've", "didnt": "didn't", "doesnt": "doesn't",
+    "dont": "don't", "hadnt": "hadn't", "hadnt've": "hadn't've", "hadn'tve": "hadn't've",
+    "hasnt": "hasn't", "havent": "haven't", "hed": "he'd", "hed've": "he'd've", "he'dve": "he'd've",
+    "hes": "he's", "howd": "how'd", "howll": "how'll", "hows": "how's", "Id've": "I'd've",
+    "I'dve": "I'd've", "Im": "I'm", "Ive": "I've", "isnt": "isn't", "itd": "it'd", "itd've": "it'd've",
+    "it'dve": "it'd've", "itll": "it'll", "let's": "let's", "maam": "ma'am", "mightnt": "mightn't",
+    "mightnt've": "mightn't've", "mightn'tve": "mightn't've", "mightve": "might've", "mustnt": "mustn't",
+    "mustve": "must've", "neednt": "needn't", "notve": "not've", "oclock": "o'clock", "oughtnt": "oughtn't",
+    "ow's'at": "'ow's'at", "'ows'at": "'ow's'at", "'ow'sat": "'ow's'at", "shant": "shan't",
+    "shed've": "she'd've", "she'dve": "she'd've", "she's": "she's", "shouldve": "should've",
+    "shouldnt": "shouldn't", "shouldnt've": "shouldn't've", "shouldn'tve": "shouldn't've",
+    "somebody'd": "somebodyd", "somebodyd've": "somebody'd've", "somebody'dve": "somebody'd've",
+    "somebodyll": "somebody'll", "somebodys": "somebody's", "someoned": "someone'd",
+    "someoned've": "someone'd've", "someone'dve": "someone'd've", "someonell": "someone'll",
+    "someones": "someone's", "somethingd": "something'd", "somethingd've": "something'd've",
+    "something'dve": "something'd've", "somethingll": "something'll", "thats": "that's",
+    "thered": "there'd", "thered've": "there'd've", "there'dve": "there'd've", "therere": "there're",
+    "theres": "there's", "theyd": "they'd", "theyd've": "they'd've", "they'dve": "they'd've",
+    "theyll": "they'll", "theyre": "they're", "theyve": "they've", "twas": "'twas", "wasnt": "wasn't",
+    "wed've": "we'd've", "we'dve": "we'd've", "weve": "we've", "werent": "weren't", "whatll": "what'll",
+    "whatre": "what're", "whats": "what's", "whatve": "what've", "whens": "when's", "whered": "where'd",
+    "wheres": "where's", "whereve": "where've", "whod": "who'd", "whod've": "who'd've",
+    "who'dve": "who'd've", "wholl": "who'll", "whos": "who's", "whove": "who've", "whyll": "why'll",
+    "whyre": "why're", "whys": "why's", "wont": "won't", "wouldve": "would've", "wouldnt": "wouldn't",
+    "wouldnt've": "wouldn't've", "wouldn'tve": "wouldn't've", "yall": "y'all", "yall'll": "y'all'll",
+    "y'allll": "y'all'll", "yall'd've": "y'all'd've", "y'alld've": "y'all'd've",
+    "y'all'dve": "y'all'd've", "youd": "you'd", "youd've": "you'd've", "you'dve": "you'd've",
+    "youll": "you'll", "youre": "you're", "youve": "you've",
+}
+_NUMBER_WORDS = {
+    "none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
+}
+_VQA_ARTICLES = {"a", "an", "the"}
+_PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
+_COMMA_STRIP = re.compile(r"(\d)(,)(\d)")
+_VQA_PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+
+
+def _vqa_punctuation(text: str) -> str:
+    out = text
+    for p in _VQA_PUNCT:
+        if (p + " " in text or " " + p in text) or (re.search(_COMMA_STRIP, text) is not None):
+            out = out.replace(p, "")
+        else:
+            out = out.replace(p, " ")
+    return _PERIOD_STRIP.sub("", out, re.UNICODE)
+
+
+def _vqa_digits_articles(text: str) -> str:
+    words = []
+    for w in text.lower().split():
+        w = _NUMBER_WORDS.get(w, w)
+        if w not in _VQA_ARTICLES:
+            words.append(_CONTRACTIONS.get(w, w))
+    return " ".join(words)
+
+
+def normalize_vqa(answer: str) -> str:
+    """VQAv2 answer normalisation: punctuation, number words, articles, contractions."""
+    a = answer.replace("\n", " ").replace("\t", " ").strip()
+    return _vqa_digits_articles(_vqa_punctuation(a))
+
+
+def vqa_accuracy(response: str, references: list[str], **_: object) -> Check:
+    """VQAv2 soft accuracy: ``min(#matching humans / 3, 1)`` averaged over the leave-one-out
+    subsets of the reference answers. With fewer than 4 references the threshold shrinks to
+    ``len(refs) - 1`` (a single reference means exact match) so a unanimous match still scores 1."""
+    cand = final_answer(response)
+    pred = normalize_vqa(cand.text)
+    golds = [normalize_vqa(r) for r in references]
+    if len(golds) == 1:
+        return Check.binary(pred == golds[0], cand.text)
+    need = min(3, len(golds) - 1)
+    accs = []
+    for i in range(len(golds)):
+        others = golds[:i] + golds[i + 1 :]
+        accs.append(min(sum(g == pred for g in others) / need, 1.0))
+    return Check.graded(sum(accs) / len(accs), cand.text)

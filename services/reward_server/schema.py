@@ -1,0 +1,116 @@
+"""The scoring contract: request and response models shared by the server and every client.
+
+Extend these models, never rename a field: trainers and rollout workers in the field
+depend on the wire names.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Task = Literal["auto", "math", "choice", "number", "text", "ocr", "vqa", "chart", "open"]
+Verdict = Literal["correct", "incorrect", "partial", "unverifiable", "error"]
+
+
+class Constraint(BaseModel):
+    """One verifiable instruction, e.g. ``{"id": "length_constraints:number_words", "kwargs": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    """An OpenAI-style chat message; ``content`` may be a list of parts (text, image_url, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ScoreItem(BaseModel):
+    # Unknown fields are rejected so that a typo ("refrence") fails loudly instead of
+    # silently scoring without a reference.
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    group_id: str | None = Field(default=None, description="Items sharing it form one GRPO group.")
+    data_source: str | None = None
+    task: Task = "auto"
+    prompt: str | None = None
+    messages: list[Message] | None = None
+    images: list[str] | None = Field(default=None, description="Image URLs or base64 data URIs.")
+    response: str
+    reference: str | list[str] | None = None
+    choices: list[str] | None = None
+    constraints: list[Constraint] | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("reference")
+    @classmethod
+    def _non_empty_reference_list(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and not v:
+            raise ValueError("reference list must not be empty (omit the field instead)")
+        return v
+
+    def references(self) -> list[str]:
+        if self.reference is None:
+            return []
+        return [self.reference] if isinstance(self.reference, str) else list(self.reference)
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profile: str | None = None
+    items: list[ScoreItem] = Field(min_length=1)
+
+
+class AccuracyInfo(BaseModel):
+    source: str = Field(description="e.g. 'rule:math', 'rule:choice', 'model:embedding', 'none:open'.")
+    verdict: Verdict
+    confidence: float = Field(ge=0.0, le=1.0)
+    extracted: str | None = None
+    score: float | None = Field(default=None, description="The verifier's raw score before weighting.")
+
+
+class ItemError(BaseModel):
+    component: str
+    code: str = Field(description="e.g. 'timeout', 'unparseable', 'bad_constraint', 'no_reference'.")
+    message: str
+
+
+class ScoreResult(BaseModel):
+    id: str | None = None
+    reward: float | None = Field(
+        description="Aggregated reward. null only when the profile's on_error policy is 'null' and a "
+        "component failed; errors then says why."
+    )
+    components: dict[str, float] = Field(default_factory=dict)
+    accuracy: AccuracyInfo
+    cached: bool = False
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class ScoreResponse(BaseModel):
+    profile: str
+    profile_version: str
+    results: list[ScoreResult]
+
+
+class ProfileInfo(BaseModel):
+    name: str
+    version: str
+    description: str = ""
+    weights: dict[str, float]
+    formula: str | None = None
+    data_sources: list[str] = Field(default_factory=list)
+
+
+class ProfilesResponse(BaseModel):
+    default: str
+    profiles: list[ProfileInfo]
+
+
+class ErrorBody(BaseModel):
+    detail: Any

@@ -1,0 +1,38 @@
+"""Server settings: environment variables (``HARMO_*``) over an optional YAML file
+(``HARMO_SETTINGS_FILE``) over these defaults."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HARMO_", extra="forbid")
+
+    profiles_path: Path | None = Field(None, description="Profiles YAML; the built-in profiles when unset.")
+    # Limits: requests past them get 413 with a message.
+    max_items_per_request: int = Field(4096, gt=0)
+    max_response_chars: int = Field(262_144, gt=0)
+    max_image_bytes: int = Field(10 * 2**20, gt=0)
+    max_body_bytes: int = Field(256 * 2**20, gt=0)
+    # Math verification workers.
+    math_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), gt=0)
+    math_timeout_s: float = Field(5.0, gt=0, description="hard deadline per math item")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("HARMO_SETTINGS_FILE")
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
