@@ -96,7 +96,19 @@ class ScoringPipeline:
 
     # -- accuracy ------------------------------------------------------------------
     def _accuracy(self, works: list[_Work]) -> None:
-        jobs: dict[tuple[str, ...], dict[str, list[_Work]]] = defaultdict(lambda: defaultdict(list))
+        # Math items that share gold answers (a GRPO group) form one worker job, with each
+        # distinct answer verified once. A job is sent as soon as its run of items ends, so
+        # the workers start while the rest of the request is still being planned.
+        pending: list[tuple[Future, list[_Work]]] = []
+        run_refs: tuple[str, ...] | None = None
+        run: dict[str, list[_Work]] = {}
+
+        def flush() -> None:
+            if run:
+                futures = self.math_pool.submit(GroupJob(list(run_refs or ()), list(run)))
+                pending.extend(zip(futures, run.values()))
+                run.clear()
+
         for w in works:
             if "accuracy" not in w.profile.components:
                 continue
@@ -112,8 +124,11 @@ class ScoringPipeline:
                 w.math_extracted = plan.extracted
                 if plan.check is not None:
                     w.check = plan.check
-                else:
-                    jobs[tuple(refs)][plan.source].append(w)  # type: ignore[index]
+                    continue
+                if tuple(refs) != run_refs:
+                    flush()
+                    run_refs = tuple(refs)
+                run.setdefault(plan.source, []).append(w)  # type: ignore[arg-type]
                 continue
             spec = VERIFIERS[w.task]
             try:
@@ -121,12 +136,7 @@ class ScoringPipeline:
                                   **w.profile.accuracy.options(w.task))
             except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
                 w.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))
-        # One job per distinct gold answer; each distinct answer is verified once.
-        pending: list[tuple[Future, list[_Work]]] = []
-        for refs, by_source in jobs.items():
-            sources = list(by_source)
-            futures = self.math_pool.submit(GroupJob(list(refs), sources))
-            pending.extend((f, by_source[s]) for f, s in zip(futures, sources))
+        flush()
         for fut, ws in pending:
             # The pool resolves every future (a verdict, a timeout or an error); the outer
             # bound only guards against a pool that was shut down under us.

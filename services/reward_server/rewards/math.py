@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from .base import Check
-from .extract import Candidate, final_answer
+from .extract import final_answer
 
 # Confidence of each kind of verdict. Equivalence found by math-verify is trusted fully; a
 # "not equivalent" can be a missed equivalent form, so a hybrid profile may route it.
@@ -25,7 +26,6 @@ CONF_NOT_EQUIVALENT = 0.9
 CONF_GUARDED = 0.85
 CONF_UNPARSEABLE = 0.6
 
-_INT = re.compile(r"-?\d+")
 _STRIP = re.compile(r"\s+|\\[,;!: ]|\\left|\\right|^\$+|\$+$|\.$")
 
 
@@ -39,12 +39,6 @@ def compact(s: str) -> str:
     return s
 
 
-def math_source(cand: Candidate) -> str:
-    """The text handed to math-verify for a candidate: a boxed answer stays boxed, so that
-    math-verify sees what it would have picked from the whole response."""
-    return f"\\boxed{{{cand.text}}}" if cand.anchor == "boxed" else cand.text
-
-
 @dataclass(frozen=True)
 class MathPlan:
     """Per item: either a finished check, or the source text a worker must judge."""
@@ -56,17 +50,104 @@ class MathPlan:
 
 def plan_math(response: str, references: list[str]) -> MathPlan:
     cand = final_answer(response)
+    if cand.anchor == "none":
+        return MathPlan(None, cand.span, cand.text)
     c = compact(cand.text)
-    if cand.anchor != "none":
-        for ref in references:
-            r = compact(_unbox(ref))
-            if c == r and c:
-                return MathPlan(Check.binary(True, cand.text, CONF_EQUIVALENT), None, cand.text)
-        if _INT.fullmatch(c) and all(_INT.fullmatch(compact(_unbox(r))) for r in references):
-            # Two integers that differ as strings differ as numbers (leading zeros aside).
-            ok = any(int(c) == int(compact(_unbox(r))) for r in references)
-            return MathPlan(Check.binary(ok, cand.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None, cand.text)
-    return MathPlan(None, math_source(cand), cand.text)
+    golds = [compact(_unbox(r)) for r in references]
+    if c and c in golds:
+        return MathPlan(Check.binary(True, cand.text, CONF_EQUIVALENT), None, cand.text)
+    decided = _decide_simple(c, golds)
+    if decided is not None:
+        conf = CONF_EQUIVALENT if decided else CONF_NOT_EQUIVALENT
+        return MathPlan(Check.binary(decided, cand.text, conf), None, cand.text)
+    return MathPlan(None, cand.span, cand.text)
+
+
+# --- answers decided without sympy -----------------------------------------------------
+# Most final answers are numbers, surds, multiples of pi, or tuples and intervals of those.
+# Where both sides have one of these shapes they are compared exactly here; anything else,
+# and every near miss that math-verify's 6-decimal rounding could call equal, goes to it.
+_NUM = r"(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d+)?"
+_RATIONAL = re.compile(
+    rf"(?P<sign>-?)(?:(?P<n>{_NUM})|\\[dt]?frac\{{(?P<fn>\d+)\}}\{{(?P<fd>\d+)\}}"
+    rf"|\\[dt]?frac(?P<sn>\d)(?P<sd>\d)|(?P<sl>\d+)/(?P<sld>\d+))"
+)
+_SURD = re.compile(
+    r"(?P<sign>-?)(?:(?P<k>\d+)?\\sqrt\{(?P<r>\d+)\}"
+    r"|\\[dt]?frac\{(?P<fk>\d+)?\\sqrt\{(?P<fr>\d+)\}\}\{(?P<fd>\d+)\})"
+)
+_PI = re.compile(
+    r"(?P<sign>-?)(?:(?P<k>\d+)?\\pi|\\pi(?:\\cdot|\*)(?P<k2>\d+)"
+    r"|\\[dt]?frac\{(?P<fk>\d+)?\\pi\}\{(?P<fd>\d+)\})"
+)
+_SEQUENCE = re.compile(r"(?P<open>[(\[])(?P<body>[^()\[\]{}]*)(?P<close>[)\]])")
+_INFINITY = {"\\infty": 1, "+\\infty": 1, "-\\infty": -1}
+
+
+def simple_number(s: str) -> Fraction | None:
+    """The exact value of an integer, decimal or simple fraction ("-\\frac{3}{4}", "7,425,000")."""
+    m = _RATIONAL.fullmatch(s)
+    if m is None:
+        return None
+    sign = -1 if m["sign"] else 1
+    if m["n"] is not None:
+        return sign * Fraction(m["n"].replace(",", ""))
+    num, den = (m["fn"], m["fd"]) if m["fn"] is not None else \
+        (m["sn"], m["sd"]) if m["sn"] is not None else (m["sl"], m["sld"])
+    return None if int(den) == 0 else sign * Fraction(int(num), int(den))
+
+
+def _scalar(s: str) -> tuple | None:
+    """A canonical form: ('q', sign, x^2) for x = ±sqrt(q), q rational (rationals included),
+    ('pi', k) for k*pi, ('inf', sign); None for anything else."""
+    q = simple_number(s)
+    if q is not None:
+        return ("q", (q > 0) - (q < 0), q * q)
+    m = _SURD.fullmatch(s)
+    if m is not None:
+        sign = -1 if m["sign"] else 1
+        k, r, d = (m["k"], m["r"], "1") if m["r"] is not None else (m["fk"], m["fr"], m["fd"])
+        k, r, d = int(k or 1), int(r), int(d)
+        if d == 0:
+            return None
+        return ("q", sign if k * r else 0, Fraction(k * k * r, d * d))
+    m = _PI.fullmatch(s)
+    if m is not None:
+        sign = -1 if m["sign"] else 1
+        if m["fd"] is not None:
+            d = int(m["fd"])
+            return None if d == 0 else ("pi", sign * Fraction(int(m["fk"] or 1), d))
+        return ("pi", sign * Fraction(int(m["k"] or m["k2"] or 1)))
+    if s in _INFINITY:
+        return ("inf", _INFINITY[s])
+    return None
+
+
+def _shape(s: str) -> tuple | None:
+    m = _SEQUENCE.fullmatch(s)
+    if m is not None:
+        parts = [_scalar(p) for p in m["body"].split(",")]
+        if len(parts) < 2 or None in parts:
+            return None
+        return ("seq", m["open"], m["close"], tuple(parts))
+    return _scalar(s)
+
+
+def _decide_simple(pred: str, golds: list[str]) -> bool | None:
+    """True/False when the comparison is settled exactly, None to leave it to math-verify."""
+    p = _shape(pred)
+    if p is None:
+        return None
+    inexact = "." in pred
+    for g_text in golds:
+        g = _shape(g_text)
+        if g is None or g[0] != p[0] or (p[0] == "seq" and len(g[3]) != len(p[3])):
+            return None  # different shapes: math-verify knows more conversions than this
+        if g == p:
+            return True
+        inexact = inexact or "." in g_text
+    # Distinct exact values differ; decimals could still round to the same 6 decimals.
+    return None if inexact else False
 
 
 def _unbox(s: str) -> str:
@@ -78,8 +159,8 @@ def _unbox(s: str) -> str:
 # Worker side
 # ---------------------------------------------------------------------------------------
 _WORD = re.compile(r"(?<!\\)\b[A-Za-z]{2,}")
-_OPERATOR = re.compile(r"[+\-*/^=]")
-_NUMBER_ONLY = re.compile(r"-?\d+(?:[.,]\d+)?")
+_LATEX_LIKE = re.compile(r"[\\^_{}()\[\]]")
+_SEPARATORS = re.compile(r"[\s,.]")  # thousands and decimal separators math-verify normalises
 _PLUS_MINUS = re.compile(r"\\pm|\\mp|±|∓")
 
 
@@ -121,29 +202,31 @@ class MathJudge:
         return self._parsed.get_or(source, lambda: self._parse_guarded(source))
 
     def _parse_guarded(self, source: str) -> list:
-        parsed = self._parse(source, parsing_timeout=None)
         if "$" in source or "\\boxed" in source:
-            return parsed
+            return self._parse(source, parsing_timeout=None)
+        # A bare answer without delimiters. math-verify only finds LaTeX ("\\frac{1}{2}",
+        # "(1, 2]") inside $...$, and its expression extractor reduces "1-1/e" or "x+y=0" to
+        # one number ("1", "0"), which makes "1-1/e" equal "1+1/e". So LaTeX-looking answers
+        # are read as LaTeX, and plain ones as LaTeX again when only a fragment was read.
+        as_latex = f"${source.strip().rstrip('.')}$"
+        if _LATEX_LIKE.search(source):
+            parsed = self._parse(as_latex, parsing_timeout=None)
+            if parsed:
+                return parsed
+            return self._parse(source, parsing_timeout=None)
+        parsed = self._parse(source, parsing_timeout=None)
         if not parsed or self._partial(source, parsed):
-            # A bare answer without delimiters: "\frac{1}{2}" is only found inside $...$, and
-            # math-verify's expression extractor reduces "1-1/e" or "x+y=0" to one number
-            # ("1", "0"), which makes "1-1/e" equal "1+1/e". Read it as LaTeX instead.
-            whole = self._parse(f"${source.strip().rstrip('.')}$", parsing_timeout=None)
+            whole = self._parse(as_latex, parsing_timeout=None)
             if whole:
                 return whole
         return parsed
 
     @staticmethod
     def _partial(source: str, parsed: list) -> bool:
+        """math-verify read only a fragment of a short, word-free answer ("6" of "6\\sqrt{2}")."""
         text = parsed[-1] if isinstance(parsed[-1], str) else ""
         src = compact(source)
-        return (
-            len(src) <= 80
-            and _NUMBER_ONLY.fullmatch(compact(text)) is not None
-            and compact(text) != src
-            and _OPERATOR.search(src) is not None
-            and _WORD.search(src) is None
-        )
+        return len(src) <= 80 and _WORD.search(src) is None and _SEPARATORS.sub("", compact(text)) != _SEPARATORS.sub("", src)
 
     # -- judging ---------------------------------------------------------------------
     def gold(self, references: list[str]) -> list[list]:

@@ -1,0 +1,153 @@
+"""Benchmarks, all in one run on this machine (see docs/benchmarks.md for the figures).
+
+1. Math path vs math-verify: GRPO-shaped batches (groups of 8 sharing one gold answer),
+   scored by ``ScoringPipeline`` in-process (requests of 256 items) and by calling
+   ``verify(parse(gold), parse(response))`` directly, item by item, as reward functions do.
+   Both are warmed on another workload first. Verdicts are compared on the workload and
+   on math-verify's own default-option test cases.
+2. Rule-only profile (choice + format + length) through HTTP against a real uvicorn server
+   process, vs the same pipeline in-process (the limit HTTP can approach).
+
+    python -m bench.run [--groups N] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from bench.workloads import choice_groups, math_groups
+from services.reward_server.pipeline import ScoringPipeline
+from services.reward_server.schema import ScoreRequest
+
+BATCH = 256
+
+
+def _flat(groups: list[list[dict]]) -> list[dict]:
+    return [i for g in groups for i in g]
+
+
+def _requests(items: list[dict], profile: str) -> list[dict]:
+    return [{"profile": profile, "items": items[k : k + BATCH]} for k in range(0, len(items), BATCH)]
+
+
+def bench_math(pipeline: ScoringPipeline, n_groups: int) -> dict:
+    from math_verify import parse, verify
+
+    warm, items = _flat(math_groups(32, seed=99)), _flat(math_groups(n_groups, seed=1))
+
+    def direct(batch: list[dict]) -> list[bool]:
+        # veRL's convention: the gold is wrapped in \boxed{} so math-verify reads it as LaTeX.
+        return [bool(verify(parse(f"\\boxed{{{it['reference']}}}"), parse(it["response"]))) for it in batch]
+
+    direct(warm)
+    t = time.perf_counter()
+    base = direct(items)
+    t_base = time.perf_counter() - t
+
+    def ours(batch: list[dict]) -> list[bool]:
+        out = []
+        for body in _requests(batch, "accuracy_only"):
+            resp = pipeline.score(ScoreRequest.model_validate(body))
+            out += [r.accuracy.verdict == "correct" for r in resp.results]
+        return out
+
+    ours(warm)
+    t = time.perf_counter()
+    mine = ours(items)
+    t_ours = time.perf_counter() - t
+
+    from tests.mv_cases import default_option_cases
+
+    cases = default_option_cases()
+    mv = [bool(verify(parse(g), parse(p))) for g, p, _ in cases]
+    resp = pipeline.score(ScoreRequest.model_validate({"profile": "accuracy_only", "items": [
+        {"response": p, "reference": g, "task": "math"} for g, p, _ in cases]}))
+    agree_cases = sum(a == (r.accuracy.verdict == "correct") for a, r in zip(mv, resp.results))
+    return {
+        "items": len(items),
+        "math_verify_items_per_s": len(items) / t_base,
+        "ours_items_per_s": len(items) / t_ours,
+        "ratio": t_base / t_ours,
+        "workload_verdicts_agree": f"{sum(a == b for a, b in zip(base, mine))}/{len(items)}",
+        "math_verify_test_cases_agree": f"{agree_cases}/{len(cases)}",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_http(pipeline: ScoringPipeline, n_groups: int, concurrency: int = 2) -> dict:
+    items = _flat(choice_groups(n_groups, seed=2))
+    bodies = _requests(items, "harmo")
+    reqs = [ScoreRequest.model_validate(b) for b in bodies]
+    for r in reqs[:2]:
+        pipeline.score(r)
+    t = time.perf_counter()
+    for r in reqs:
+        pipeline.score(r)
+    t_inproc = time.perf_counter() - t
+
+    port = _free_port()
+    env = {**os.environ, "HARMO_MATH_WORKERS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port),
+                               "--log-level", "warning"], env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for _ in range(600):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            payloads = [json.dumps(b) for b in bodies]
+            headers = {"content-type": "application/json"}
+            for p in payloads[:2]:
+                client.post("/score", content=p, headers=headers).raise_for_status()
+
+            def post(p: str) -> None:
+                client.post("/score", content=p, headers=headers).raise_for_status()
+
+            t = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as ex:
+                list(ex.map(post, payloads))
+            t_http = time.perf_counter() - t
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {
+        "items": len(items),
+        "in_process_items_per_s": len(items) / t_inproc,
+        "http_items_per_s": len(items) / t_http,
+        "http_vs_in_process": t_inproc / t_http,
+        "request_items": BATCH,
+        "client_concurrency": concurrency,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=256, help="GRPO groups of 8 per workload")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    with ScoringPipeline() as pipeline:
+        out = {"math": bench_math(pipeline, args.groups), "rule_http": bench_http(pipeline, args.groups * 2)}
+    print(json.dumps(out, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
