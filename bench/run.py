@@ -1,7 +1,7 @@
 """Benchmarks, all in one run on this machine (see docs/benchmarks.md for the figures).
 
 1. Math path vs math-verify: GRPO-shaped batches (groups of 8 sharing one gold answer),
-   scored by ``ScoringPipeline`` in-process (requests of 256 items) and by calling
+   scored by ``ScoringPipeline`` in-process (requests of 256 and 512 items) and by calling
    ``verify(parse(gold), parse(response))`` directly, item by item, as reward functions do.
    Both are warmed on another workload first. Verdicts are compared on the workload and
    on math-verify's own default-option test cases.
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -27,18 +28,19 @@ from bench.workloads import choice_groups, math_groups
 from services.reward_server.pipeline import ScoringPipeline
 from services.reward_server.schema import ScoreRequest
 
-BATCH = 256
+HTTP_BATCH = 256
+MATH_BATCHES = (256, 512)  # 32 and 64 prompts of 8 samples
 
 
 def _flat(groups: list[list[dict]]) -> list[dict]:
     return [i for g in groups for i in g]
 
 
-def _requests(items: list[dict], profile: str) -> list[dict]:
-    return [{"profile": profile, "items": items[k : k + BATCH]} for k in range(0, len(items), BATCH)]
+def _requests(items: list[dict], profile: str, size: int) -> list[dict]:
+    return [{"profile": profile, "items": items[k : k + size]} for k in range(0, len(items), size)]
 
 
-def bench_math(pipeline: ScoringPipeline, n_groups: int) -> dict:
+def bench_math(n_groups: int, repeat: int) -> dict:
     from math_verify import parse, verify
 
     warm, items = _flat(math_groups(32, seed=99)), _flat(math_groups(n_groups, seed=1))
@@ -47,38 +49,47 @@ def bench_math(pipeline: ScoringPipeline, n_groups: int) -> dict:
         # veRL's convention: the gold is wrapped in \boxed{} so math-verify reads it as LaTeX.
         return [bool(verify(parse(f"\\boxed{{{it['reference']}}}"), parse(it["response"]))) for it in batch]
 
-    direct(warm)
-    t = time.perf_counter()
-    base = direct(items)
-    t_base = time.perf_counter() - t
-
-    def ours(batch: list[dict]) -> list[bool]:
+    def ours(pipeline: ScoringPipeline, batch: list[dict], size: int) -> list[bool]:
         out = []
-        for body in _requests(batch, "accuracy_only"):
+        for body in _requests(batch, "accuracy_only", size):
             resp = pipeline.score(ScoreRequest.model_validate(body))
             out += [r.accuracy.verdict == "correct" for r in resp.results]
         return out
 
-    ours(warm)
-    t = time.perf_counter()
-    mine = ours(items)
-    t_ours = time.perf_counter() - t
+    direct(warm)
+    times: dict[str, list[float]] = {"math_verify": [], **{f"ours@{n}": [] for n in MATH_BATCHES}}
+    agree: dict[str, str] = {}
+    for _ in range(repeat):
+        t = time.perf_counter()
+        base = direct(items)
+        times["math_verify"].append(time.perf_counter() - t)
+        for size in MATH_BATCHES:
+            # A fresh pool each time: its workers' caches must not have seen this workload.
+            with ScoringPipeline() as pipeline:
+                ours(pipeline, warm, size)
+                t = time.perf_counter()
+                mine = ours(pipeline, items, size)
+                times[f"ours@{size}"].append(time.perf_counter() - t)
+            agree[f"workload_verdicts_agree@{size}"] = f"{sum(a == b for a, b in zip(base, mine))}/{len(items)}"
+
+    t_base = statistics.median(times["math_verify"])
+    figures: dict = {"items": len(items), "repeat": repeat, "math_verify_items_per_s": len(items) / t_base}
+    for size in MATH_BATCHES:
+        t_ours = statistics.median(times[f"ours@{size}"])
+        figures[f"ours_items_per_s@{size}"] = len(items) / t_ours
+        figures[f"ratio@{size}"] = t_base / t_ours
+    figures.update(agree)
 
     from tests.mv_cases import default_option_cases
 
     cases = default_option_cases()
     mv = [bool(verify(parse(g), parse(p))) for g, p, _ in cases]
-    resp = pipeline.score(ScoreRequest.model_validate({"profile": "accuracy_only", "items": [
-        {"response": p, "reference": g, "task": "math"} for g, p, _ in cases]}))
+    with ScoringPipeline() as pipeline:
+        resp = pipeline.score(ScoreRequest.model_validate({"profile": "accuracy_only", "items": [
+            {"response": p, "reference": g, "task": "math"} for g, p, _ in cases]}))
     agree_cases = sum(a == (r.accuracy.verdict == "correct") for a, r in zip(mv, resp.results))
-    return {
-        "items": len(items),
-        "math_verify_items_per_s": len(items) / t_base,
-        "ours_items_per_s": len(items) / t_ours,
-        "ratio": t_base / t_ours,
-        "workload_verdicts_agree": f"{sum(a == b for a, b in zip(base, mine))}/{len(items)}",
-        "math_verify_test_cases_agree": f"{agree_cases}/{len(cases)}",
-    }
+    figures["math_verify_test_cases_agree"] = f"{agree_cases}/{len(cases)}"
+    return figures
 
 
 def _free_port() -> int:
@@ -89,7 +100,7 @@ def _free_port() -> int:
 
 def bench_http(pipeline: ScoringPipeline, n_groups: int, concurrency: int = 2) -> dict:
     items = _flat(choice_groups(n_groups, seed=2))
-    bodies = _requests(items, "harmo")
+    bodies = _requests(items, "harmo", HTTP_BATCH)
     reqs = [ScoreRequest.model_validate(b) for b in bodies]
     for r in reqs[:2]:
         pipeline.score(r)
@@ -131,7 +142,7 @@ def bench_http(pipeline: ScoringPipeline, n_groups: int, concurrency: int = 2) -
         "in_process_items_per_s": len(items) / t_inproc,
         "http_items_per_s": len(items) / t_http,
         "http_vs_in_process": t_inproc / t_http,
-        "request_items": BATCH,
+        "request_items": HTTP_BATCH,
         "client_concurrency": concurrency,
     }
 
@@ -139,10 +150,12 @@ def bench_http(pipeline: ScoringPipeline, n_groups: int, concurrency: int = 2) -
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", type=int, default=256, help="GRPO groups of 8 per workload")
+    ap.add_argument("--repeat", type=int, default=3, help="math timings: the median of this many runs")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
+    out = {"math": bench_math(args.groups, args.repeat)}
     with ScoringPipeline() as pipeline:
-        out = {"math": bench_math(pipeline, args.groups), "rule_http": bench_http(pipeline, args.groups * 2)}
+        out["rule_http"] = bench_http(pipeline, args.groups * 2)
     print(json.dumps(out, indent=2))
     if args.json:
         with open(args.json, "w") as f:

@@ -36,6 +36,11 @@ class GroupJob:
 
 
 def _worker_main(conn: Connection) -> None:
+    """Per job: judge each candidate, parsing the gold answers only when first needed.
+
+    Messages to the dispatcher: ``("gold_begin",)`` and ``("gold", error | None)`` around the
+    gold parse (so a hang there is blamed on the reference), then ``("item", verdict)`` per
+    candidate, in order. After a gold error the rest of the job is dropped."""
     from .rewards.math import MathJudge
 
     judge = MathJudge()
@@ -48,15 +53,20 @@ def _worker_main(conn: Connection) -> None:
         if msg is None:
             return
         references, sources = msg
-        try:
-            golds = judge.gold(references)
-            conn.send(("gold", None))
-        except Exception as exc:  # noqa: BLE001 - report, don't die
-            conn.send(("gold", f"{type(exc).__name__}: {exc}"))
-            continue
+        golds = None
         for source in sources:
             try:
-                result = judge.judge(golds, references, source)
+                result = judge.prejudge(references, source)
+                if result is None:
+                    if golds is None:
+                        conn.send(("gold_begin",))
+                        try:
+                            golds = judge.gold(references)
+                        except Exception as exc:  # noqa: BLE001 - report, don't die
+                            conn.send(("gold", f"{type(exc).__name__}: {exc}"))
+                            break
+                        conn.send(("gold", None))
+                    result = judge.judge(golds, references, source)
             except Exception as exc:  # noqa: BLE001
                 result = {"verdict": "incorrect", "code": "unparseable",
                           "message": f"math-verify failed: {type(exc).__name__}: {exc}"}
@@ -141,32 +151,36 @@ class MathWorkerPool:
         return _Worker(self._ctx)
 
     def _run(self, worker: _Worker, job: GroupJob) -> _Worker:
-        pending = list(zip(job.sources, job.futures))
+        pending = list(job.futures)
+        sources = list(job.sources)
         while pending:
-            worker.conn.send((job.references, [s for s, _ in pending]))
-            # The gold parse gets a deadline of its own.
-            msg = self._recv(worker)
-            if msg is None:
-                self.timeouts += 1
-                for _, f in pending:
-                    f.set_result({"verdict": "timeout", "message":
-                                  f"parsing the reference took over {self.item_timeout_s:g}s"})
-                return self._replace(worker)
-            if msg[1] is not None:
-                for _, f in pending:
-                    f.set_result({"verdict": "error", "code": "bad_reference", "message": msg[1]})
-                return worker
+            worker.conn.send((job.references, sources[-len(pending):]))
+            in_gold = False
             while pending:
                 msg = self._recv(worker)
                 if msg is None:
                     self.timeouts += 1
-                    _, f = pending.pop(0)
-                    f.set_result({"verdict": "timeout", "message":
-                                  f"verification took over {self.item_timeout_s:g}s; the worker was killed"})
+                    if in_gold:  # the reference itself hangs: every candidate is affected
+                        for f in pending:
+                            f.set_result({"verdict": "timeout", "message":
+                                          f"parsing the reference took over {self.item_timeout_s:g}s"})
+                        return self._replace(worker)
+                    pending.pop(0).set_result({"verdict": "timeout", "message":
+                                               f"verification took over {self.item_timeout_s:g}s; "
+                                               "the worker was killed"})
                     worker = self._replace(worker)
-                    break  # resend what is left of the group to the fresh worker
-                _, f = pending.pop(0)
-                f.set_result(msg[1])
+                    break  # resend what is left of the job to the fresh worker
+                kind = msg[0]
+                if kind == "gold_begin":
+                    in_gold = True
+                elif kind == "gold":
+                    in_gold = False
+                    if msg[1] is not None:
+                        for f in pending:
+                            f.set_result({"verdict": "error", "code": "bad_reference", "message": msg[1]})
+                        return worker
+                else:
+                    pending.pop(0).set_result(msg[1])
         return worker
 
     def _recv(self, worker: _Worker):

@@ -14,6 +14,11 @@ WARMUP_ANSWERS = [
     r"y = 2x + 1", r"x \in (0, 1)", r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"45^\circ", r"15\%",
     r"\text{Evelyn}", r"e^{i\pi/3}", r"\log_2 8", r"\binom{5}{2}", r"5!", r"1 + \frac{1}{e}", r"2 - 3i",
     r"\sin x", r"\$1,000", r"\frac{a+b}{c}",
+    # What reasoning traces end with, when they state no final answer.
+    r"x^2 - 5 = 20", r"|a - b| \le 7", r"r_1 + r_2 = -3", r"r_1^2 + r_2^2 = 13", r"\gcd(12, 18) = 6",
+    r"\left(\sqrt{5} + 2\right)^2 = 9 + 4\sqrt{5}", r"\frac{3}{4} + \frac{1}{2} = \frac{5}{4}", r"f(2) = 11",
+    r"3 \cdot 4 = 12", r"a_n = 2^n - 1", r"\sum_{k=1}^{n} k = \frac{n(n+1)}{2}", r"\tfrac{2}{3}", r"x \geq 2",
+    r"2x + 3y = 6", r"\angle ABC = 30^\circ", r"\overline{AB}", r"P(A) = 0.3", r"\lfloor 3.7 \rfloor",
 ]
 
 
@@ -23,6 +28,7 @@ def warm_up() -> None:
         golds = judge.gold([gold])
         judge.judge(golds, [gold], f"\\boxed{{{pred}}}")
         judge.judge(golds, [gold], f"\\boxed{{{gold}}}")
+        judge.judge(golds, [gold], f"so we get ${pred}$.")
 
 
 warm_up()
