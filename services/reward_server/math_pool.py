@@ -153,6 +153,7 @@ class MathWorkerPool:
     def _run(self, worker: _Worker, job: GroupJob) -> _Worker:
         pending = list(job.futures)
         sources = list(job.sources)
+        strikes = 0  # consecutive timeouts in this job
         while pending:
             worker.conn.send((job.references, sources[-len(pending):]))
             in_gold = False
@@ -169,6 +170,16 @@ class MathWorkerPool:
                                                f"verification took over {self.item_timeout_s:g}s; "
                                                "the worker was killed"})
                     worker = self._replace(worker)
+                    strikes += 1
+                    if strikes >= 2 and pending:
+                        # Two different answers in a row hang against the same reference: the
+                        # reference is the cause, so its other candidates don't each wait out
+                        # a deadline.
+                        for f in pending:
+                            f.set_result({"verdict": "timeout", "message":
+                                          "verification against this reference timed out for other "
+                                          "answers of its group; not attempted"})
+                        return worker
                     break  # resend what is left of the job to the fresh worker
                 kind = msg[0]
                 if kind == "gold_begin":
@@ -180,6 +191,7 @@ class MathWorkerPool:
                             f.set_result({"verdict": "error", "code": "bad_reference", "message": msg[1]})
                         return worker
                 else:
+                    strikes = 0
                     pending.pop(0).set_result(msg[1])
         return worker
 

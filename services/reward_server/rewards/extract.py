@@ -9,6 +9,7 @@ _ANSWER_IS = re.compile(
     r"answer\s*(?:is|:)\s*:?\s*(.+?)(?:\.?\s*I hope it is correct\.?)?\s*(?=\.\s|\n|$)",
     re.IGNORECASE,
 )
+_BOLD = re.compile(r"\*\*([^*\n]+)\*\*")
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 # What may stand between the boxes of one answer: "\boxed{-2} \quad \text{and} \quad \boxed{1}".
 _BOX_SEPARATOR = re.compile(
@@ -66,7 +67,9 @@ def _boxed_run(text: str, spans: list[tuple[int, int, str]]) -> Candidate:
 def final_answer(response: str) -> Candidate:
     """The span that states the answer: an ``<answer>`` tag; else whichever comes last of a
     ``\\boxed{}`` run and a "the answer is ..." line; else the whole response (minus any
-    ``<think>`` block)."""
+    ``<think>`` block). Markdown bold around an answer (``**12**``) is dropped."""
+    if "**" in response:
+        response = _BOLD.sub(r"\1", response)
     if "<answer>" in response:
         tags = _ANSWER_TAG.findall(response)
         if tags:

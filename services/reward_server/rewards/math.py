@@ -271,7 +271,9 @@ class MathJudge:
 
     # -- judging ---------------------------------------------------------------------
     def gold(self, references: list[str]) -> list[list]:
-        return [self.parse(r) for r in references]
+        # A reference math-verify could only keep as a raw string (broken LaTeX such as
+        # "\\frac{") would be compared as text: treat it as unparseable instead.
+        return [p if any(not isinstance(x, str) for x in p) else [] for p in map(self.parse, references)]
 
     def prejudge(self, references: list[str], source: str) -> dict | None:
         """A verdict that needs no parsed gold answer, or None.

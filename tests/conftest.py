@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.reward_server.pipeline import ScoringPipeline
+from services.reward_server.schema import ScoreRequest, ScoreResponse
+from services.reward_server.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    with ScoringPipeline(Settings(math_workers=2, math_timeout_s=5.0)) as p:
+        yield p
+
+
+def score(pipeline: ScoringPipeline, items: list[dict], profile: str | None = None) -> ScoreResponse:
+    return pipeline.score(ScoreRequest.model_validate({"profile": profile, "items": items}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real ``reward-server serve`` process on a free loopback port."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(self.port),
+             "--log-level", "warning", *args],
+            env={**os.environ, **(env or {})}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("server did not become healthy")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = Server(env={"HARMO_MATH_TIMEOUT_S": "2", "HARMO_MAX_ITEMS_PER_REQUEST": "300",
+                    "HARMO_MAX_RESPONSE_CHARS": "20000", "HARMO_MAX_IMAGE_BYTES": "1000"})
+    yield s
+    s.stop()
