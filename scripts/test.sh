@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the project with its test dependencies into .venv and run the test suite.
+# Redis-backed tests use REDIS_URL (default redis://127.0.0.1:6379/0); when nothing answers
+# there, a local redis-server is started (Debian's package is installed first if needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+redis_up() { .venv/bin/python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()" "$REDIS_URL" 2>/dev/null; }
+if ! redis_up; then
+  if ! command -v redis-server >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  port=$(.venv/bin/python -c "import sys, urllib.parse as u; print(u.urlparse(sys.argv[1]).port or 6379)" "$REDIS_URL")
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no >/dev/null
+  for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+  redis_up || { echo "redis did not start at $REDIS_URL" >&2; exit 1; }
+fi
+
+exec .venv/bin/python -m pytest -q "$@"
