@@ -160,3 +160,22 @@ def test_formula_errors_are_typed(custom):
     r = score(custom, [{"reference": "B", "choices": ["x", "y"], "response": "(A)"}], "divide").results[0]
     assert r.errors and r.errors[-1].code == "formula"
     assert r.reward == 0.0
+
+
+def test_constraints_are_never_dropped_silently(custom):
+    r = score(custom, [{"response": "ok", "constraints": [{"id": "punctuation:no_comma"}]}]).results[0]
+    assert [(e.component, e.code) for e in r.errors] == [("instruction", "unsupported")]
+
+
+def test_settings_from_yaml_and_environment(tmp_path, monkeypatch):
+    from services.reward_server.settings import Settings
+
+    f = tmp_path / "settings.yaml"
+    f.write_text("math_workers: 3\nmax_items_per_request: 10\n")
+    monkeypatch.setenv("HARMO_SETTINGS_FILE", str(f))
+    monkeypatch.setenv("HARMO_MAX_ITEMS_PER_REQUEST", "20")
+    s = Settings()
+    assert s.math_workers == 3 and s.max_items_per_request == 20  # the environment wins
+    f.write_text("math_wrokers: 3\n")
+    with pytest.raises(ValueError, match="math_wrokers"):
+        Settings()

@@ -72,6 +72,10 @@ class ScoringPipeline:
         self._accuracy(works)
         for w in works:
             w.info = self._accuracy_component(w)
+            if w.item.constraints and "instruction" not in w.profile.components:
+                # Never drop what the caller asked for without saying so.
+                w.errors.append(ItemError(component="instruction", code="unsupported",
+                                          message="constraints are not scored: the profile has no instruction component"))
             if "format" in w.profile.components:
                 cfg = w.profile.format
                 w.components["format"] = format_reward(w.item.response, pattern=cfg.pattern, mode=cfg.mode, tags=cfg.tags)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from simpleeval import SimpleEval
 
 from .rewards.format import DEFAULT_PATTERN
@@ -34,8 +35,6 @@ class FormatConfig(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v: str) -> str:
-        import re
-
         try:
             re.compile(v)
         except re.error as exc:
@@ -124,23 +123,36 @@ class Profile(BaseModel):
                 raise ValueError(f"formula {self.formula!r} gives {type(value).__name__}, not a number")
         return self
 
+    _components: list[str] = PrivateAttr(default_factory=list)
+    _version: str = PrivateAttr("")
+
+    def model_post_init(self, _: Any) -> None:
+        self._freeze()
+
+    def _freeze(self) -> None:
+        """Derive what every request needs once: the components and the version hash."""
+        if self.formula:
+            names = set(re.findall(r"[A-Za-z_]\w*", self.formula))
+            self._components = [c for c in COMPONENTS if c in names]
+        else:
+            self._components = list(self.weights)
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        self._version = hashlib.sha256(blob).hexdigest()[:12]
+
     @property
     def components(self) -> list[str]:
         """Components to compute: those weighted, or those the formula names."""
-        if self.formula:
-            return [c for c in COMPONENTS if c in self.formula]
-        return [c for c, w in self.weights.items()]
+        return self._components
+
+    @property
+    def version(self) -> str:
+        return self._version
 
     def evaluate_formula(self, values: dict[str, float]) -> float:
         names = {c: 0.0 for c in COMPONENTS} | values | {f"w_{k}": w for k, w in self.weights.items()}
         ev = SimpleEval(names=names, functions={"min": min, "max": max, "abs": abs,
                                                  "clip": lambda x, lo, hi: max(lo, min(hi, x))})
         return ev.eval(self.formula)  # type: ignore[arg-type]
-
-    @property
-    def version(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
 
 
 class ProfileError(ValueError):
@@ -158,6 +170,7 @@ class ProfileSet(BaseModel):
             raise ValueError(f"default profile {self.default!r} is not defined; defined: {sorted(self.profiles)}")
         for name, p in self.profiles.items():
             p.name = name
+            p._freeze()
         return self
 
     def get(self, name: str) -> Profile:
