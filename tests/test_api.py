@@ -61,6 +61,7 @@ def test_score_mixed_batch_in_order(server):
     assert m1.components["format"] == 1.0 and "length" in m1.components
     assert m1.reward == pytest.approx(sum(m1.components.values()))
     assert c1.accuracy.source == "rule:choice" and c1.components["format"] == 0.0
+    assert "length" not in c1.components  # no group, no length penalty
     assert o1.accuracy.verdict == "unverifiable" and "accuracy" not in o1.components
     assert v1.components["accuracy"] == 1.0 and d1.components["accuracy"] == 1.0
     assert body.profile == "harmo"

@@ -11,7 +11,9 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-DEFAULT_PATTERN = r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$"
+# Each block holds no tag of either kind, so a second <think> or a nested <answer> fails.
+_BODY = r"(?:(?!</?think>|</?answer>).)*"
+DEFAULT_PATTERN = rf"^\s*<think>{_BODY}</think>\s*<answer>{_BODY}</answer>\s*$"
 
 
 @lru_cache(maxsize=64)
