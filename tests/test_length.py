@@ -122,3 +122,18 @@ def test_incorrect_members_options():
 def test_invalid_configs(bad):
     with pytest.raises(ValueError):
         LengthConfig(**bad)
+
+
+def test_pipeline_uses_token_counts_and_reports_bad_ones(pipeline):
+    from tests.conftest import score
+
+    items = [{"group_id": "g", "task": "choice", "reference": "A", "response": "(A)",
+              "metadata": {"response_length": n}} for n in (100, 100, 40)]
+    items.append({"group_id": "g", "task": "choice", "reference": "A", "response": "(A) " + "word " * 99,
+                  "metadata": {"response_length": "lots"}})
+    rs = score(pipeline, items, "harmo").results
+    # reference: mean of the correct lengths 100, 100, 40, 100 (the last one counted in words) = 85
+    assert rs[0].components["length"] == 0.0
+    assert rs[2].components["length"] == pytest.approx(-0.5 * ((85 - 40) / 85 - 0.2))
+    assert [e.code for e in rs[3].errors] == ["bad_metadata"]
+    assert rs[0].errors == []

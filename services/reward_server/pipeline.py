@@ -148,13 +148,18 @@ class ScoringPipeline:
             for w in ws:
                 w.check = to_check(result, w.math_extracted)
 
-    # -- length --------------------------------------------------------------------
-    def _length(self, works: list[_Work]) -> None:
+    # -- group aspects -------------------------------------------------------------
+    @staticmethod
+    def _groups(works: list[_Work], wanted) -> list[list[_Work]]:
+        """Members of each GRPO group (per profile) among the items ``wanted`` selects."""
         groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
         for w in works:
-            if "length" in w.profile.components and w.item.group_id is not None:
+            if w.item.group_id is not None and wanted(w):
                 groups[(w.profile.name, w.item.group_id)].append(w)
-        for (_, _), members in groups.items():
+        return list(groups.values())
+
+    def _length(self, works: list[_Work]) -> None:
+        for members in self._groups(works, lambda w: "length" in w.profile.components):
             cfg = members[0].profile.length
             lengths = [self._length_of(w, cfg.measure) for w in members]
             correct = [w.check is not None and w.check.verdict == "correct" for w in members]
@@ -167,17 +172,18 @@ class ScoringPipeline:
         # Token counts from the rollout are the true length; text measures are the fallback.
         meta = w.item.metadata or {}
         n = meta.get("response_length")
+        if n is None:
+            return float(measure(w.item.response, how))
         if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0:
             return float(n)
+        w.errors.append(ItemError(component="length", code="bad_metadata",
+                                  message=f"metadata.response_length {n!r} is not a non-negative number; "
+                                          f"the response's {how} were counted instead"))
         return float(measure(w.item.response, how))
 
     def _normalize(self, works: list[_Work]) -> None:
         """Per-group normalisation of the configured components (mean-centred, or z-scored)."""
-        groups: dict[tuple[str, str], list[_Work]] = defaultdict(list)
-        for w in works:
-            if w.profile.normalize and w.item.group_id is not None:
-                groups[(w.profile.name, w.item.group_id)].append(w)
-        for members in groups.values():
+        for members in self._groups(works, lambda w: w.profile.normalize is not None):
             cfg = members[0].profile.normalize
             assert cfg is not None
             for comp in cfg.components:

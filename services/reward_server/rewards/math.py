@@ -1,12 +1,13 @@
 """Math equivalence with math-verify, plus guards against its known false positives.
 
 Split in two halves:
-- ``plan_math`` runs in the server process: it extracts each response's final answer,
-  settles the trivial cases without sympy (identical strings, two different integers) and
-  says what still needs a worker;
-- ``MathJudge`` runs inside a worker process (see ``math_pool.py``): it parses a group's
-  gold answers once, then judges each candidate. math-verify's own SIGALRM timeouts are
-  disabled there; the pool enforces a hard per-item deadline by killing the worker.
+- ``plan_math`` runs in the server process: it finds each response's final answer and
+  settles answers of simple shapes exactly, without sympy (numbers, surds, multiples of pi,
+  tuples and intervals of those); the rest goes to a worker;
+- ``MathJudge`` runs inside a worker process (see ``math_pool.py``): it parses a candidate,
+  parses the group's gold answers once and only when a candidate needs them, and runs
+  math-verify's ``verify``. math-verify's own SIGALRM timeouts are disabled there; the pool
+  enforces a hard per-item deadline by killing the worker.
 """
 from __future__ import annotations
 
@@ -246,10 +247,10 @@ class MathJudge:
         # "(1, 2]") inside $...$, and its expression extractor reduces "1-1/e" or "x+y=0" to
         # one number ("1", "0"), which makes "1-1/e" equal "1+1/e". So LaTeX-looking answers
         # are read as LaTeX, and plain ones as LaTeX again when only a fragment was read.
-        as_latex = f"${source.strip().rstrip('.')}$"
         fast = integer_sequence(source)
         if fast is not None:
             return fast
+        as_latex = f"${source.strip().rstrip('.')}$"
         if _LATEX_LIKE.search(source):
             parsed = self._parse(as_latex, parsing_timeout=None)
             if parsed:
@@ -275,36 +276,41 @@ class MathJudge:
         # "\\frac{") would be compared as text: treat it as unparseable instead.
         return [p if any(not isinstance(x, str) for x in p) else [] for p in map(self.parse, references)]
 
+    def _candidate(self, source: str) -> tuple[list, str] | dict:
+        """The parsed candidate and the text math-verify extracted, or an ``unparseable`` verdict."""
+        pred = self.parse(source)
+        if not pred:
+            return {"verdict": "incorrect", "code": "unparseable",
+                    "message": "no mathematical answer could be parsed from the response"}
+        return pred, pred[-1] if isinstance(pred[-1], str) else str(pred[0])
+
     def prejudge(self, references: list[str], source: str) -> dict | None:
         """A verdict that needs no parsed gold answer, or None.
 
         The candidate is parsed first: when math-verify finds no answer in it, or reads a plain
         number, surd or interval that compares exactly with plain gold answers, the gold's
         (often far costlier) parse is skipped."""
-        pred = self.parse(source)
-        if not pred:
-            return {"verdict": "incorrect", "code": "unparseable",
-                    "message": "no mathematical answer could be parsed from the response"}
-        extracted = pred[-1] if isinstance(pred[-1], str) else str(pred[0])
-        answer = compact(extracted)
+        cand = self._candidate(source)
+        if isinstance(cand, dict):
+            return cand
+        answer = compact(cand[1])
         if "=" in answer and "," not in answer.rsplit("=", 1)[0] and not _RELATION.search(answer):
             # math-verify compares a plain gold with the right-hand side of the last "=".
             answer = answer.rsplit("=", 1)[1]
         decided = _decide_simple(answer, [compact(_unbox(r)) for r in references])
         if decided is None:
             return None
-        return {"verdict": "correct" if decided else "incorrect", "extracted": extracted}
+        return {"verdict": "correct" if decided else "incorrect", "extracted": cand[1]}
 
     def judge(self, golds: list[list], references: list[str], source: str) -> dict:
-        """Return a JSON-able verdict for one candidate against all gold answers."""
+        """A JSON-able verdict for one candidate against all gold answers."""
         if not any(golds):
             return {"verdict": "error", "code": "bad_reference",
                     "message": f"math-verify could not parse the reference {references!r}"}
-        pred = self.parse(source)
-        if not pred:
-            return {"verdict": "incorrect", "code": "unparseable",
-                    "message": "no mathematical answer could be parsed from the response"}
-        extracted = pred[-1] if isinstance(pred[-1], str) else str(pred[0])
+        cand = self._candidate(source)
+        if isinstance(cand, dict):
+            return cand
+        pred, extracted = cand
         guard = None
         for ref, gold in zip(references, golds):
             if not gold:
@@ -314,9 +320,7 @@ class MathJudge:
                 guard = self._false_positive(ref, gold, source, pred)
                 if guard is None:
                     return {"verdict": "correct", "extracted": extracted}
-        if guard:
-            return {"verdict": "incorrect", "extracted": extracted, "guard": guard}
-        return {"verdict": "incorrect", "extracted": extracted}
+        return {"verdict": "incorrect", "extracted": extracted, **({"guard": guard} if guard else {})}
 
     @staticmethod
     def _false_positive(ref: str, gold: list, source: str, pred: list) -> str | None:
