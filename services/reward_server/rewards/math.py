@@ -27,7 +27,7 @@ CONF_NOT_EQUIVALENT = 0.9
 CONF_GUARDED = 0.85
 CONF_UNPARSEABLE = 0.6
 
-_STRIP = re.compile(r"\s+|\\[,;!: ]|\\left|\\right|^\$+|\$+$|\.$")
+_STRIP = re.compile(r"\s+|\\[,;!: ]|\\left|\\right|^\$+|\$+$|\.+$")
 
 
 def compact(s: str) -> str:
