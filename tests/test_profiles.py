@@ -146,6 +146,8 @@ def test_unverifiable_items_are_visible(custom):
     const = score(custom, [{"response": THINK.format("a poem")}], "constant_open").results[0]
     assert const.accuracy.source == "profile:constant" and const.components["accuracy"] == 0.25
     assert const.reward == pytest.approx(1.25)
+    nothing = score(custom, [{"response": "a poem"}], "strict_errors").results[0]
+    assert nothing.reward is None and [e.code for e in nothing.errors] == ["no_components"]
 
 
 def test_on_error_null(custom):

@@ -201,7 +201,13 @@ class ScoringPipeline:
     def _result(self, w: _Work) -> ScoreResult:
         p = w.profile
         failed = w.check is not None and w.check.verdict == "error"
-        reward = None if failed and p.on_error == "null" else self._aggregate(w)
+        if not w.components:
+            # e.g. an open-ended item under an accuracy-only profile: an empty sum is not a 0.
+            w.errors.append(ItemError(component="reward", code="no_components",
+                                      message=f"no component of profile {p.name!r} applies to this item"))
+            reward = None
+        else:
+            reward = None if failed and p.on_error == "null" else self._aggregate(w)
         return ScoreResult(id=w.item.id, reward=reward, components=w.components, accuracy=w.info,
                            errors=w.errors)
 

@@ -83,8 +83,8 @@ class ItemError(BaseModel):
 class ScoreResult(BaseModel):
     id: str | None = None
     reward: float | None = Field(
-        description="Aggregated reward. null only when the profile's on_error policy is 'null' and a "
-        "component failed; errors then says why."
+        description="Aggregated reward. null when no component applies to the item, or when a "
+        "component failed under the profile's on_error policy 'null'; errors then says why."
     )
     components: dict[str, float] = Field(default_factory=dict)
     accuracy: AccuracyInfo
