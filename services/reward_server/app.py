@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
     def healthz() -> dict[str, Any]:
         p = state["pipeline"]
         return {"status": "ok", "math_workers": p.math_pool.n_workers, "math_timeouts": p.math_pool.timeouts,
+                "math_worker_restarts": p.math_pool.restarts,
                 "profiles": sorted(p.profiles.profiles)}
 
     @app.get("/v1/profiles", response_model=ProfilesResponse)

@@ -111,6 +111,3 @@ class ProfilesResponse(BaseModel):
     default: str
     profiles: list[ProfileInfo]
 
-
-class ErrorBody(BaseModel):
-    detail: Any

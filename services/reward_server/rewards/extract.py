@@ -52,11 +52,6 @@ def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def last_boxed(text: str) -> str | None:
-    spans = boxed_spans(text)
-    return spans[-1][2] if spans else None
-
-
 def _boxed_run(text: str, spans: list[tuple[int, int, str]]) -> Candidate:
     """The last box, together with the boxes right before it that state the same answer."""
     run = [spans[-1]]
