@@ -4,9 +4,12 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
+from .models.batcher import QueueFull
+from .models.registry import ModelNotReady
 from .pipeline import ScoringPipeline, UnknownProfile
 from .schema import ProfileInfo, ProfilesResponse, ScoreRequest, ScoreResponse
 from .settings import Settings
@@ -56,6 +59,9 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        # Each scoring request holds a thread while it waits on math workers and model
+        # batchers; the thread pool bounds how many are in flight.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_threads
         state["pipeline"] = pipeline or ScoringPipeline(settings)
         try:
             yield
@@ -81,6 +87,12 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
                 "math_worker_restarts": p.math_pool.restarts,
                 "profiles": sorted(p.profiles.profiles)}
 
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        models = state["pipeline"].models
+        ready = models.ready()
+        return JSONResponse({"ready": ready, "models": models.status()}, status_code=200 if ready else 503)
+
     @app.get("/v1/profiles", response_model=ProfilesResponse)
     def profiles() -> ProfilesResponse:
         ps = state["pipeline"].profiles
@@ -91,7 +103,8 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         ])
 
     @app.post("/score", response_model=ScoreResponse,
-              responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"}})
+              responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"},
+                         503: {"description": "a model is saturated or loading; see Retry-After"}})
     def score(req: ScoreRequest) -> Response:
         # A plain `def`: FastAPI runs it in its thread pool, so scoring never blocks the event loop.
         check_limits(req, settings)
@@ -99,6 +112,9 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
             out = state["pipeline"].score(req)
         except UnknownProfile as exc:
             raise HTTPException(422, str(exc)) from None
+        except (QueueFull, ModelNotReady) as exc:
+            # Back-pressure: the caller retries; nothing queues without bound.
+            raise HTTPException(503, str(exc), headers={"Retry-After": str(max(1, round(exc.retry_after_s)))}) from None
         # Already validated by construction: serialise once, skip FastAPI's re-validation.
         return Response(out.model_dump_json(), media_type="application/json")
 

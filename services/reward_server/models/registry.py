@@ -1,0 +1,113 @@
+"""Loaded models: one backend and one batcher per configured model, loaded once.
+
+Models marked ``load: startup`` load in a background thread when the server starts (``/readyz``
+says when they are all ready); ``lazy`` ones load on first use. Scores are requested with
+``score(name, inputs)``, which batches them with every other concurrent caller's.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from .base import Backend, Loaded, ModelInput, ModelOutput, resolve_device
+from .batcher import DynamicBatcher, QueueFull
+from .embedding import EmbeddingBackend, EmbeddingConfig
+from .seqcls import SeqClsBackend, SeqClsConfig
+
+log = logging.getLogger(__name__)
+
+BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend}
+ModelConfig = Annotated[Union[EmbeddingConfig, SeqClsConfig], Field(discriminator="kind")]
+
+
+class ModelNotReady(RuntimeError):
+    def __init__(self, name: str, why: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(f"model {name!r} is not ready: {why}")
+        self.retry_after_s = retry_after_s
+
+
+class _Slot:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.state = Loaded()
+        self.lock = threading.Lock()
+        self.loaded = threading.Event()
+        self.batcher: DynamicBatcher | None = None
+
+
+class ModelRegistry:
+    def __init__(self, configs: dict[str, ModelConfig], device: str = "auto", dtype: str = "auto") -> None:
+        self.device = resolve_device(device) if configs else "cpu"
+        self._slots = {name: _Slot(BACKENDS[cfg.kind](name, cfg, self.device, dtype)) for name, cfg in configs.items()}
+
+    def start(self) -> None:
+        """Load the start-up models in the background."""
+        eager = [n for n, s in self._slots.items() if s.backend.config.load == "startup"]
+        if eager:
+            threading.Thread(target=lambda: [self._load(n) for n in eager], name="model-load", daemon=True).start()
+
+    def _load(self, name: str) -> _Slot:
+        slot = self._slots[name]
+        with slot.lock:
+            if slot.loaded.is_set():
+                return slot
+            t = time.perf_counter()
+            try:
+                slot.backend.load()
+                b = slot.backend.config.batch
+                slot.batcher = DynamicBatcher(name, slot.backend.infer, cost=slot.backend.cost,
+                                              max_batch_size=b.max_batch_size, max_batch_tokens=b.max_batch_tokens,
+                                              max_wait_ms=b.max_wait_ms, max_queue=b.max_queue)
+                slot.state = Loaded(ready=True, load_s=time.perf_counter() - t)
+                log.info("model %s loaded in %.1fs on %s", name, slot.state.load_s, self.device)
+            except Exception as exc:  # noqa: BLE001 - reported by /readyz and per item
+                log.exception("model %s failed to load", name)
+                slot.state = Loaded(ready=False, error=f"{type(exc).__name__}: {exc}")
+            slot.loaded.set()
+        return slot
+
+    def labels(self, name: str) -> tuple[str, ...]:
+        return self._slots[name].backend.labels
+
+    def backend(self, name: str) -> Backend:
+        return self._slots[name].backend
+
+    def submit(self, name: str, inputs: list[ModelInput]) -> list[Future]:
+        """Queue inputs for a model; raises ModelNotReady or QueueFull."""
+        slot = self._slots[name]
+        if not slot.loaded.is_set():
+            if slot.backend.config.load == "lazy":
+                self._load(name)
+            elif not slot.loaded.wait(slot.backend.config.timeout_s):
+                raise ModelNotReady(name, "still loading")
+        if slot.batcher is None:
+            raise ModelNotReady(name, slot.state.error or "failed to load", retry_after_s=60)
+        return slot.batcher.submit(inputs)
+
+    def status(self) -> dict[str, dict]:
+        out = {}
+        for name, slot in self._slots.items():
+            s = {"kind": slot.backend.config.kind, "load": slot.backend.config.load, "ready": slot.state.ready,
+                 "error": slot.state.error, "load_s": round(slot.state.load_s, 2), "device": self.device}
+            if slot.batcher is not None:
+                s["batching"] = slot.batcher.stats.as_dict()
+            out[name] = s
+        return out
+
+    def ready(self) -> bool:
+        """Every start-up model is loaded (lazy ones don't hold readiness back)."""
+        return all(s.state.ready for s in self._slots.values() if s.backend.config.load == "startup")
+
+    def close(self) -> None:
+        for slot in self._slots.values():
+            if slot.batcher is not None:
+                slot.batcher.close()
+            slot.backend.close()
+
+
+__all__ = ["ModelRegistry", "ModelConfig", "ModelNotReady", "QueueFull", "ModelOutput"]
