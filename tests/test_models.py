@@ -1,0 +1,263 @@
+"""Model-based rewards: real weights (MiniLM), real tiny architectures, hybrid routing, batching."""
+from __future__ import annotations
+
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from services.reward_server.models.base import ModelInput, Scale
+from services.reward_server.models.batcher import DynamicBatcher, QueueFull
+from services.reward_server.pipeline import ScoringPipeline
+from services.reward_server.profiles import ProfileError, ProfileSet
+from services.reward_server.settings import Settings
+from tests.conftest import Server, score
+from tests.model_fixtures import tiny_llama_rm
+
+LABELS = ["helpfulness", "correctness", "verbosity"]
+
+
+def profiles_yaml(scalar_rm, vector_rm, max_queue=4096) -> str:
+    return textwrap.dedent(f"""
+        default: open_embed
+        models:
+          minilm: {{kind: embedding, load: startup}}
+          rm: {{kind: seq_cls, path: "{scalar_rm}", scale: {{kind: sigmoid}}, confidence: 0.6}}
+          armo:
+            kind: seq_cls
+            path: "{vector_rm}"
+            labels: {LABELS}
+            components: true
+            scale: {{kind: minmax, min: -1, max: 1}}
+            load: lazy
+          small_queue:
+            kind: embedding
+            load: lazy
+            batch: {{max_queue: {max_queue}}}
+        profiles:
+          open_embed:
+            weights: {{accuracy: 1.0}}
+            accuracy: {{model: minilm}}
+          open_rm:
+            weights: {{accuracy: 1.0}}
+            accuracy: {{model: rm}}
+          unsure_to_model:
+            weights: {{accuracy: 1.0}}
+            accuracy: {{model: rm, min_confidence: 0.95}}
+          unsure_blend:
+            weights: {{accuracy: 1.0}}
+            accuracy: {{model: minilm, min_confidence: 0.95, blend: true}}
+          vector:
+            weights: {{accuracy: 1.0, armo.helpfulness: 0.5, armo.verbosity: -0.1}}
+          queue:
+            weights: {{accuracy: 1.0}}
+            accuracy: {{model: small_queue}}
+    """)
+
+
+@pytest.fixture(scope="module")
+def model_files():
+    return tiny_llama_rm(), tiny_llama_rm(LABELS)
+
+
+@pytest.fixture(scope="module")
+def profiles_path(tmp_path_factory, model_files):
+    path = tmp_path_factory.mktemp("m") / "profiles.yaml"
+    path.write_text(profiles_yaml(*model_files))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mp(profiles_path, pipeline):
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(profiles_path),
+                         math_pool=pipeline.math_pool) as p:
+        deadline = time.monotonic() + 120
+        while not p.models.ready() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield p
+
+
+def test_embedding_surrogate_on_open_items(mp):
+    items = [{"task": "open", "response": "<answer>The capital is Paris.</answer>",
+              "reference": ["Paris is the capital of France"]},
+             {"task": "open", "response": "<answer>Bananas are yellow.</answer>",
+              "reference": ["Paris is the capital of France"]},
+             {"response": "A cat.", "reference": "A long free-form description of what is going on in the picture."}]
+    rs = score(mp, items, "open_embed").results
+    for r in rs:
+        assert r.accuracy.source == "model:minilm"
+        assert 0.0 <= r.components["accuracy"] <= 1.0
+    assert rs[0].components["accuracy"] > rs[1].components["accuracy"] + 0.2
+    assert rs[0].accuracy.extracted == "The capital is Paris."
+
+
+def test_embedding_needs_a_reference(mp):
+    r = score(mp, [{"response": "hello"}], "open_embed").results[0]
+    assert r.accuracy.verdict == "error" and r.errors[0].code == "no_reference"
+
+
+def test_scalar_reward_model_with_sigmoid(mp):
+    items = [{"prompt": "What is 2+2?", "response": "4"},
+             {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]}],
+              "response": "4"}]
+    rs = score(mp, items, "open_rm").results
+    backend = mp.models.backend("rm")
+    raw = backend.infer([ModelInput(response="4", prompt="What is 2+2?")])[0].values[0]
+    for r in rs:
+        assert r.accuracy.source == "model:rm" and r.accuracy.confidence == 0.6
+        assert r.components["accuracy"] == pytest.approx(Scale(kind="sigmoid")(raw), abs=1e-5)
+
+
+def test_confident_rules_stay_unsure_rules_go_to_the_model(mp):
+    confident = {"task": "choice", "reference": "A", "choices": ["x", "y"], "response": "(A)"}
+    unsure = {"task": "math", "reference": "x^2+1", "response": "\\boxed{x^2+2}"}  # "not equivalent": conf 0.9
+    rs = score(mp, [confident, unsure], "unsure_to_model").results
+    assert rs[0].accuracy.source == "rule:choice" and rs[0].components["accuracy"] == 1.0
+    assert rs[1].accuracy.source == "model:rm"
+
+
+def test_blend(mp):
+    item = {"task": "math", "reference": "x^2+1", "response": "\\boxed{x^2+2}"}
+    r = score(mp, [item], "unsure_blend").results[0]
+    model = score(mp, [{"task": "open", "response": "\\boxed{x^2+2}", "reference": "x^2+1"}], "open_embed").results[0]
+    c = 0.9
+    assert r.accuracy.source == "blend:rule:math+model:minilm"
+    assert r.accuracy.confidence == c
+    assert r.components["accuracy"] == pytest.approx(c * 0.0 + (1 - c) * model.components["accuracy"], abs=1e-5)
+
+
+def test_vector_head_outputs_become_components(mp):
+    rs = score(mp, [{"task": "choice", "reference": "A", "choices": ["x", "y"], "response": "(A)", "prompt": "Pick"},
+                    {"task": "choice", "reference": "A", "choices": ["x", "y"], "response": "(B)", "prompt": "Pick"}],
+               "vector").results
+    for r in rs:
+        assert set(r.components) == {"accuracy", "armo.helpfulness", "armo.verbosity"}
+        assert all(0 <= r.components[k] <= 1 for k in ("armo.helpfulness", "armo.verbosity"))
+        assert r.reward == pytest.approx(r.components["accuracy"] + 0.5 * r.components["armo.helpfulness"]
+                                         - 0.1 * r.components["armo.verbosity"])
+
+
+def test_scores_do_not_depend_on_batch_company(mp):
+    """The same item scored alone, and amid 48 concurrent single-item requests of other lengths."""
+    texts = [("Explain. " * (i % 7 + 1)) + f"Item {i}." for i in range(48)]
+    alone = {t: score(mp, [{"prompt": "Q", "response": t}], "open_rm").results[0].components["accuracy"] for t in texts}
+    with ThreadPoolExecutor(48) as ex:
+        together = list(ex.map(lambda t: score(mp, [{"prompt": "Q", "response": t}], "open_rm")
+                               .results[0].components["accuracy"], texts))
+    stats = mp.models.status()["rm"]["batching"]
+    assert stats["mean_batch_size"] > 1.5  # they really were batched together
+    for t, v in zip(texts, together):
+        assert v == pytest.approx(alone[t], abs=1e-4)
+
+
+def test_queue_full_is_refused(profiles_path, model_files, tmp_path, pipeline):
+    path = tmp_path / "p.yaml"
+    path.write_text(profiles_yaml(*model_files, max_queue=2))
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+        with pytest.raises(QueueFull):
+            score(p, [{"task": "open", "response": "a", "reference": "b"}] * 3, "queue")
+        ok = score(p, [{"task": "open", "response": "a", "reference": "b"}] * 2, "queue")
+        assert ok.results[0].accuracy.source == "model:small_queue"
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("default: a\nprofiles: {a: {accuracy: {model: nope}}}\n", "names model 'nope'"),
+    ("default: a\nmodels: {m: {kind: embedding}}\nprofiles: {a: {weights: {m.x: 1}}}\n", "components: true"),
+    ("default: a\nmodels: {m: {kind: seq_cls, path: p, components: true, labels: [x]}}\n"
+     "profiles: {a: {weights: {m.y: 1}}}\n", "unknown output(s) ['y']"),
+    ("default: a\nmodels: {m: {kind: telepathy}}\nprofiles: {a: {}}\n", "models.m"),
+    ("default: a\nmodels: {m: {kind: embedding, scale: {kind: minmax, min: 1, max: 0}}}\nprofiles: {a: {}}\n",
+     "min < max"),
+])
+def test_model_profile_validation(tmp_path, text, needle):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ProfileError) as exc:
+        ProfileSet.load(path)
+    assert needle in str(exc.value)
+
+
+def test_profile_version_covers_model_settings(tmp_path):
+    a = ProfileSet.model_validate({"default": "p", "models": {"m": {"kind": "embedding"}},
+                                   "profiles": {"p": {"accuracy": {"model": "m"}}}})
+    b = ProfileSet.model_validate({"default": "p", "models": {"m": {"kind": "embedding", "compare": "response"}},
+                                   "profiles": {"p": {"accuracy": {"model": "m"}}}})
+    assert a.get("p").version != b.get("p").version
+
+
+# --- the batcher itself --------------------------------------------------------------
+def test_batcher_limits_and_length_grouping():
+    seen: list[list[int]] = []
+    gate = threading.Event()
+
+    def run(batch):
+        gate.wait(5)
+        seen.append(list(batch))
+        return [x * 2 for x in batch]
+
+    b = DynamicBatcher("t", run, cost=lambda x: x, max_batch_size=4, max_batch_tokens=100, max_wait_ms=50)
+    try:
+        first = b.submit([1])  # occupies the worker while the rest queue up
+        time.sleep(0.1)
+        futures = b.submit([5, 90, 6, 7, 80, 8, 9, 85])
+        gate.set()
+        assert [f.result(5) for f in first + futures] == [2, 10, 180, 12, 14, 160, 16, 18, 170]
+        for batch in seen:
+            assert len(batch) <= 4
+            assert max(batch) * len(batch) <= 100 or len(batch) == 1
+        # short items travel together, long ones apart
+        assert [5, 6, 7, 8] in [sorted(x) for x in seen]
+    finally:
+        b.close()
+
+
+def test_batcher_waits_at_most_max_wait():
+    b = DynamicBatcher("t", lambda batch: batch, max_batch_size=64, max_wait_ms=20)
+    try:
+        t = time.monotonic()
+        assert b.submit(["x"])[0].result(5) == "x"
+        assert time.monotonic() - t < 2
+    finally:
+        b.close()
+
+
+def test_batcher_failure_fails_its_items_only():
+    def run(batch):
+        if "bad" in batch:
+            raise ValueError("boom")
+        return batch
+
+    b = DynamicBatcher("t", run, max_batch_size=1)
+    try:
+        bad, good = b.submit(["bad", "good"])
+        with pytest.raises(ValueError):
+            bad.result(5)
+        assert good.result(5) == "good"
+    finally:
+        b.close()
+
+
+# --- over HTTP -------------------------------------------------------------------------
+def test_http_readyz_and_503(tmp_path, model_files):
+    path = tmp_path / "p.yaml"
+    path.write_text(profiles_yaml(*model_files, max_queue=2))
+    s = Server("--profiles", str(path), env={"HARMO_MATH_WORKERS": "1", "HARMO_MODEL_DEVICE": "cpu"})
+    try:
+        deadline = time.monotonic() + 120
+        while (r := httpx.get(f"{s.url}/readyz")).status_code != 200 and time.monotonic() < deadline:
+            assert r.status_code == 503 and r.json()["ready"] is False
+            time.sleep(0.3)
+        body = r.json()
+        assert body["ready"] and body["models"]["minilm"]["ready"] and body["models"]["armo"]["load"] == "lazy"
+        ok = httpx.post(f"{s.url}/score", json={"profile": "open_embed", "items": [
+            {"task": "open", "response": "Paris", "reference": "Paris"}]}, timeout=60)
+        assert ok.status_code == 200 and ok.json()["results"][0]["components"]["accuracy"] > 0.99
+        full = httpx.post(f"{s.url}/score", json={"profile": "queue", "items": [
+            {"task": "open", "response": "a", "reference": "b"}] * 3}, timeout=60)
+        assert full.status_code == 503 and int(full.headers["retry-after"]) >= 1
+        assert "saturated" in full.text
+    finally:
+        s.stop()
