@@ -61,3 +61,55 @@ def tiny_llama_rm(labels: list[str] | None = None, seed: int = 0) -> Path:
     tok.save_pretrained(tmp)
     tmp.rename(out)
     return out
+
+
+QWEN_VL_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_qwen2vl_rm(seed: int = 0, value_head: bool = True) -> Path:
+    """A small random Qwen2-VL with a value head, saved as a Skywork-VL-Reward-style checkpoint:
+    backbone weights, tokenizer with the vision tokens and a Qwen-style chat template, image
+    processor, and ``v_head.summary.*`` in a safetensors file of its own."""
+    out = CACHE / f"tiny-qwen2vl-rm-{seed}{'' if value_head else '-nohead'}"
+    if (out / "config.json").exists():
+        return out
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2VLImageProcessor  # the PIL one where torchvision is missing
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir())
+    tok.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                                                          "<|video_pad|>"]})
+    tok.chat_template = QWEN_VL_TEMPLATE
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                                                     "<|video_pad|>")}
+    cfg = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=4, mlp_ratio=2, in_channels=3,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(cfg)
+    tmp = out.with_suffix(".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64).save_pretrained(tmp)
+    if value_head:
+        head = torch.nn.Linear(64, 1)
+        save_file({"v_head.summary.weight": head.weight.detach().contiguous(),
+                   "v_head.summary.bias": head.bias.detach().contiguous()}, str(tmp / "value_head.safetensors"))
+    tmp.rename(out)
+    return out

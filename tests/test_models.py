@@ -261,3 +261,119 @@ def test_http_readyz_and_503(tmp_path, model_files):
         assert "saturated" in full.text
     finally:
         s.stop()
+
+
+# --- vision-language reward model ------------------------------------------------------
+def png(color, size=(64, 48)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def data_url(raw: bytes) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(raw).decode()
+
+
+@pytest.fixture(scope="module")
+def image_server():
+    """A loopback HTTP server with one PNG, for the remote-image setting."""
+    import http.server
+    import socketserver
+
+    body = png((0, 160, 0), (80, 80))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("content-type", "image/png")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = socketserver.TCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/green.png", body
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def vlm_pipeline(tmp_path_factory, pipeline):
+    from tests.model_fixtures import tiny_qwen2vl_rm
+
+    path = tmp_path_factory.mktemp("vl") / "profiles.yaml"
+    path.write_text(textwrap.dedent(f"""
+        default: vl
+        models:
+          vl: {{kind: vlm, path: "{tiny_qwen2vl_rm()}", scale: {{kind: sigmoid}}}}
+          vl_remote: {{kind: vlm, path: "{tiny_qwen2vl_rm()}", allow_remote_images: true, load: lazy}}
+        profiles:
+          vl: {{weights: {{accuracy: 1.0}}, accuracy: {{model: vl}}}}
+          vl_remote: {{weights: {{accuracy: 1.0}}, accuracy: {{model: vl_remote}}}}
+    """))
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+        deadline = time.monotonic() + 120
+        while not p.models.ready() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert p.models.ready(), p.models.status()
+        yield p
+
+
+def test_vlm_scores_images_from_requests(vlm_pipeline):
+    red, blue = data_url(png((200, 0, 0))), data_url(png((0, 0, 200), (100, 80)))
+    items = [
+        {"prompt": "What color is it?", "images": [red], "response": "Red."},
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": blue}},
+                                                   {"type": "text", "text": "Color?"}]}], "response": "Blue."},
+        {"prompt": "What color is it?", "images": [blue], "response": "Red."},
+        {"prompt": "no image at all", "response": "fine"},
+    ]
+    rs = score(vlm_pipeline, items, "vl").results
+    for r in rs:
+        assert r.accuracy.source == "model:vl" and 0 < r.components["accuracy"] < 1, r
+    # the image is part of what is scored
+    assert rs[0].components["accuracy"] != pytest.approx(rs[2].components["accuracy"], abs=1e-6)
+    # batched with others or alone, the same score
+    alone = [score(vlm_pipeline, [it], "vl").results[0].components["accuracy"] for it in items]
+    assert [r.components["accuracy"] for r in rs] == pytest.approx(alone, abs=1e-4)
+
+
+def test_vlm_image_errors_are_typed(vlm_pipeline, image_server):
+    url, _ = image_server
+    rs = score(vlm_pipeline, [
+        {"prompt": "p", "images": [url], "response": "r"},
+        {"prompt": "p", "images": ["data:image/png;base64,!!!"], "response": "r"},
+        {"prompt": "p", "images": [data_url(b"not a png")], "response": "r"},
+        {"prompt": "p", "images": [data_url(png((1, 2, 3)))], "response": "r"},
+    ], "vl").results
+    assert [r.errors[0].code if r.errors else None for r in rs] == [
+        "remote_image_refused", "bad_image", "bad_image", None]
+    assert rs[3].accuracy.source == "model:vl"
+
+
+def test_vlm_fetches_remote_images_where_allowed(vlm_pipeline, image_server):
+    url, body = image_server
+    remote = score(vlm_pipeline, [{"prompt": "p", "images": [url], "response": "r"}], "vl_remote").results[0]
+    inline = score(vlm_pipeline, [{"prompt": "p", "images": [data_url(body)], "response": "r"}], "vl_remote").results[0]
+    assert remote.errors == [] and remote.components["accuracy"] == pytest.approx(inline.components["accuracy"])
+
+
+def test_vlm_without_value_head_is_refused(tmp_path):
+    from services.reward_server.models.registry import ModelRegistry
+    from services.reward_server.models.vlm import VLMConfig
+    from tests.model_fixtures import tiny_qwen2vl_rm
+
+    reg = ModelRegistry({"plain": VLMConfig(path=str(tiny_qwen2vl_rm(value_head=False)), load="lazy")}, "cpu")
+    from services.reward_server.models.registry import ModelNotReady
+
+    with pytest.raises(ModelNotReady, match="not a reward model"):
+        reg.submit("plain", [ModelInput(response="x")])
+    assert reg.status()["plain"]["ready"] is False

@@ -18,11 +18,12 @@ from .base import Backend, Loaded, ModelInput, ModelOutput, resolve_device
 from .batcher import DynamicBatcher, QueueFull
 from .embedding import EmbeddingBackend, EmbeddingConfig
 from .seqcls import SeqClsBackend, SeqClsConfig
+from .vlm import VLMBackend, VLMConfig
 
 log = logging.getLogger(__name__)
 
-BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend}
-ModelConfig = Annotated[Union[EmbeddingConfig, SeqClsConfig], Field(discriminator="kind")]
+BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend, "vlm": VLMBackend}
+ModelConfig = Annotated[Union[EmbeddingConfig, SeqClsConfig, VLMConfig], Field(discriminator="kind")]
 
 
 class ModelNotReady(RuntimeError):

@@ -1,0 +1,201 @@
+"""Vision-language reward models (Skywork-VL-Reward style): a Qwen2-VL / Qwen2.5-VL backbone
+whose last hidden state at the final token goes through a linear value head.
+
+The checkpoint is a Hugging Face directory: the backbone as ``*ForConditionalGeneration``
+weights, the value head as ``v_head.*`` tensors in any of its safetensors files (the layout
+trl's value-head models save, which Skywork-VL-Reward uses). Images come from the request as
+base64 data URLs; http(s) URLs only where the model's settings allow them.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import inspect
+import io
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Backend, BackendConfig, ModelInput, ModelOutput, resolve_dtype
+from .seqcls import text_of
+
+
+class VLMConfig(BackendConfig):
+    kind: Literal["vlm"] = "vlm"
+    path: str
+    value_head_prefix: str = "v_head."
+    allow_remote_images: bool = Field(False, description="fetch http(s) image URLs (off: only data URLs)")
+    remote_image_timeout_s: float = Field(10.0, gt=0)
+    max_image_bytes: int = Field(10 * 2**20, gt=0)
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    max_length: int = Field(8192, gt=0)
+
+
+class ImageError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class VLMBackend(Backend):
+    config: VLMConfig
+
+    def load(self) -> None:
+        import torch
+        from safetensors import safe_open
+        from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+
+        cfg, path = self.config, Path(self.config.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        sizes = {k: v for k, v in (("min_pixels", cfg.min_pixels), ("max_pixels", cfg.max_pixels)) if v}
+        self.image_processor = AutoImageProcessor.from_pretrained(path, **sizes)
+        self.template = self.tokenizer.chat_template or _template_file(path)
+        if not self.template:
+            raise ValueError(f"{path} has no chat template")
+        dtype = resolve_dtype(self.dtype, self.device)
+        full = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+        self.backbone = full.model.to(self.device).eval()
+        mcfg = full.config
+        self.image_token = mcfg.image_token_id
+        self.merge = mcfg.vision_config.spatial_merge_size
+        hidden = getattr(mcfg, "text_config", mcfg).hidden_size
+        head = {}
+        for f in path.glob("*.safetensors"):
+            with safe_open(f, "pt") as st:
+                for k in st.keys():
+                    if k.startswith(cfg.value_head_prefix):
+                        head[k[len(cfg.value_head_prefix):]] = st.get_tensor(k)
+        weight = next((v for k, v in head.items() if k.endswith("weight")), None)
+        if weight is None or weight.shape != (1, hidden):
+            raise ValueError(f"{path} holds no value head '{cfg.value_head_prefix}*weight' of shape (1, {hidden}): "
+                             "a plain vision-language model is not a reward model")
+        self.v_head = torch.nn.Linear(hidden, 1, bias=any(k.endswith("bias") for k in head))
+        self.v_head.weight.data.copy_(weight)
+        if self.v_head.bias is not None:
+            self.v_head.bias.data.copy_(next(v for k, v in head.items() if k.endswith("bias")))
+        self.v_head = self.v_head.to(self.device, dtype).eval()
+        del full
+        self._takes_mm_types = "mm_token_type_ids" in inspect.signature(self.backbone.forward).parameters
+
+    # -- inputs ----------------------------------------------------------------------
+    def _image(self, ref: str):
+        from PIL import Image
+
+        if ref.startswith("data:"):
+            try:
+                raw = base64.b64decode(ref.split(",", 1)[1], validate=True)
+            except (IndexError, binascii.Error) as exc:
+                raise ImageError("bad_image", f"not a base64 data URL: {exc}") from None
+        elif ref.startswith(("http://", "https://")):
+            if not self.config.allow_remote_images:
+                raise ImageError("remote_image_refused", "image URLs are not fetched by this model's settings")
+            import httpx
+
+            r = httpx.get(ref, timeout=self.config.remote_image_timeout_s, follow_redirects=True)
+            r.raise_for_status()
+            raw = r.content
+        else:
+            raise ImageError("bad_image", "an image must be a data URL (or an http(s) URL where allowed)")
+        if len(raw) > self.config.max_image_bytes:
+            raise ImageError("image_too_large", f"{len(raw)} bytes; the limit is {self.config.max_image_bytes}")
+        try:
+            return Image.open(io.BytesIO(raw)).convert("RGB")
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types
+            raise ImageError("bad_image", f"cannot decode the image: {exc}") from None
+
+    def _conversation(self, item: ModelInput) -> tuple[list[dict], list[str]]:
+        """Messages in the model's chat format, and the images they show, in order."""
+        images: list[str] = []
+        messages = []
+        for m in item.messages:
+            content = m.get("content")
+            parts = []
+            if isinstance(content, list):
+                for p in content:
+                    if p.get("type") in ("image_url", "image"):
+                        url = p.get("image_url")
+                        images.append(url.get("url") if isinstance(url, dict) else (url or p.get("image")))
+                        parts.append({"type": "image"})
+                    elif p.get("type") == "text":
+                        parts.append({"type": "text", "text": p.get("text", "")})
+            else:
+                parts.append({"type": "text", "text": text_of(content)})
+            messages.append({"role": m.get("role", "user"), "content": parts})
+        if messages and messages[-1]["role"] == "assistant":
+            messages = messages[:-1]
+        if not messages:
+            messages = [{"role": "user", "content": [{"type": "text", "text": item.prompt or ""}]}]
+        # Images given beside the messages are shown first in the first user turn.
+        extra = [i for i in item.images if i not in images]
+        if extra:
+            messages[0]["content"] = [{"type": "image"} for _ in extra] + messages[0]["content"]
+            images = extra + images
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": item.response}]})
+        return messages, images
+
+    def cost(self, item: ModelInput) -> int:
+        # An image is a few hundred tokens at the default resolution.
+        return super().cost(item) + 256 * (len(item.images) + sum(
+            str(m.get("content")).count("image") for m in item.messages))
+
+    def infer(self, batch: list[ModelInput]) -> list[ModelOutput]:
+        import torch
+        from jinja2 import Template
+
+        template = Template(self.template)
+        outputs: list[ModelOutput | None] = [None] * len(batch)
+        texts, pixel_values, grids, rows = [], [], [], []
+        for i, item in enumerate(batch):
+            messages, refs = self._conversation(item)
+            try:
+                images = [self._image(r) for r in refs]
+            except ImageError as exc:
+                outputs[i] = ModelOutput(error=(exc.code, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - e.g. a remote fetch that failed
+                outputs[i] = ModelOutput(error=("bad_image", f"{type(exc).__name__}: {exc}"))
+                continue
+            text = template.render(messages=messages, add_generation_prompt=False)
+            if images:
+                px = self.image_processor(images=images, return_tensors="pt")
+                pad = self.tokenizer.convert_ids_to_tokens(self.image_token)
+                for grid in px["image_grid_thw"]:
+                    # each image placeholder becomes as many tokens as the image has merged patches
+                    text = text.replace(pad, "\0" * (int(grid.prod()) // self.merge**2), 1)
+                text = text.replace("\0", pad)
+                pixel_values.append(px["pixel_values"])
+                grids.append(px["image_grid_thw"])
+            texts.append(text)
+            rows.append(i)
+        if texts:
+            enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.config.max_length,
+                                 return_tensors="pt", add_special_tokens=False)
+            kwargs = dict(enc)
+            if pixel_values:
+                kwargs["pixel_values"] = torch.cat(pixel_values).to(self.device, self.v_head.weight.dtype)
+                kwargs["image_grid_thw"] = torch.cat(grids)
+            if self._takes_mm_types:
+                kwargs["mm_token_type_ids"] = (enc["input_ids"] == self.image_token).long()
+            kwargs = {k: v.to(self.device) for k, v in kwargs.items()}
+            with torch.inference_mode():
+                hidden = self.backbone(**kwargs).last_hidden_state
+                last = enc["attention_mask"].sum(-1).to(self.device) - 1  # the final real token
+                values = self.v_head(hidden[torch.arange(hidden.shape[0], device=self.device), last]).float().cpu()
+            for row, v in zip(rows, values):
+                outputs[row] = ModelOutput(values=(float(v[0]),))
+        return outputs  # type: ignore[return-value]
+
+
+def _template_file(path: Path) -> str | None:
+    for name in ("chat_template.jinja", "chat_template.json"):
+        f = path / name
+        if f.exists():
+            text = f.read_text()
+            return json.loads(text)["chat_template"] if name.endswith(".json") else text
+    return None
