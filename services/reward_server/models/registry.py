@@ -17,13 +17,15 @@ from pydantic import Field
 from .base import Backend, Loaded, ModelInput, ModelOutput, resolve_device
 from .batcher import DynamicBatcher, QueueFull
 from .embedding import EmbeddingBackend, EmbeddingConfig
+from .judge import JudgeBackend, JudgeConfig
 from .seqcls import SeqClsBackend, SeqClsConfig
 from .vlm import VLMBackend, VLMConfig
 
 log = logging.getLogger(__name__)
 
-BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend, "vlm": VLMBackend}
-ModelConfig = Annotated[Union[EmbeddingConfig, SeqClsConfig, VLMConfig], Field(discriminator="kind")]
+BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend, "vlm": VLMBackend,
+                                      "judge": JudgeBackend}
+ModelConfig = Annotated[Union[EmbeddingConfig, SeqClsConfig, VLMConfig, JudgeConfig], Field(discriminator="kind")]
 
 
 class ModelNotReady(RuntimeError):
