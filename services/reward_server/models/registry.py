@@ -19,13 +19,15 @@ from .batcher import DynamicBatcher, QueueFull
 from .embedding import EmbeddingBackend, EmbeddingConfig
 from .judge import JudgeBackend, JudgeConfig
 from .seqcls import SeqClsBackend, SeqClsConfig
+from .vllm_pool import VLLMBackend, VLLMConfig
 from .vlm import VLMBackend, VLMConfig
 
 log = logging.getLogger(__name__)
 
 BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend, "vlm": VLMBackend,
-                                      "judge": JudgeBackend}
-ModelConfig = Annotated[Union[EmbeddingConfig, SeqClsConfig, VLMConfig, JudgeConfig], Field(discriminator="kind")]
+                                      "judge": JudgeBackend, "vllm": VLLMBackend}
+ModelConfig = Annotated[Union[EmbeddingConfig, SeqClsConfig, VLMConfig, JudgeConfig, VLLMConfig],
+                        Field(discriminator="kind")]
 
 
 class ModelNotReady(RuntimeError):
