@@ -2,9 +2,9 @@
 
 For each model: (1) the backend in-process on length-sorted batches of 1..64 items, which gives
 the batch-size/latency curve and the best throughput (the limit on this machine); (2) the
-reward server (`reward-server serve`) with its dynamic batcher, under 64 concurrent clients
-that each send single-item requests; (3) ``bench.naive_server`` (each request's items run
-alone) under the same load.
+reward server (`reward-server serve`) with its dynamic batcher, under 64 concurrent
+connections that each send single-item requests (wrk, Debian's package, generates the load);
+(3) ``bench.naive_server`` (each request's items run alone) under the same load.
 
     python -m bench.models [--models rm,minilm] [--clients 64] [--json OUT]
 """
@@ -14,14 +14,11 @@ import argparse
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -45,9 +42,9 @@ def workload(n: int, lo: int, hi: int, seed: int) -> list[dict]:
 MODELS = {
     # a reward model of real size (SmolLM2-135M with a one-label head) on short QA pairs
     "rm": dict(profile=lambda: f'{{kind: seq_cls, path: "{smollm2_rm_dir()}", scale: {{kind: sigmoid}}}}',
-               items=(5, 30), n=192),
+               items=(5, 30), n=192, seconds=40),
     # the embedded default: the MiniLM embedding surrogate on short final answers
-    "minilm": dict(profile=lambda: "{kind: embedding, compare: response}", items=(3, 12), n=1536),
+    "minilm": dict(profile=lambda: "{kind: embedding, compare: response}", items=(3, 12), n=1536, seconds=20),
 }
 
 
@@ -83,29 +80,40 @@ def in_process(profiles: str, items: list[dict]) -> dict:
     return curve
 
 
-def load_test(url: str, items: list[dict], clients: int) -> dict:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    with httpx.Client(base_url=url, timeout=600, limits=httpx.Limits(max_connections=clients)) as client:
-        def one(item: dict) -> None:
-            t = time.perf_counter()
-            client.post("/score", json={"items": [item]}).raise_for_status()
-            with lock:
-                latencies.append(time.perf_counter() - t)
+WRK_SCRIPT = """
+local bodies = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/score", {["Content-Type"] = "application/json"}, bodies[(n %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK {"requests": %%d, "duration_us": %%d, "errors": %%d, "non2xx": %%d, '
+    .. '"p50_us": %%d, "p95_us": %%d}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(95)))
+end
+"""
 
-        with ThreadPoolExecutor(clients) as ex:
-            list(ex.map(one, items[: clients]))  # warm-up
-            latencies.clear()
-            t = time.perf_counter()
-            list(ex.map(one, items))
-            dt = time.perf_counter() - t
-    latencies.sort()
-    return {"items_per_s": len(items) / dt, "p50_ms": statistics.median(latencies) * 1000,
-            "p95_ms": latencies[int(len(latencies) * 0.95)] * 1000}
+
+def load_test(url: str, items: list[dict], clients: int, seconds: int) -> dict:
+    """``clients`` connections each sending single-item requests for ``seconds``, with wrk (a C load
+    generator, so that the client takes little of the CPU the server needs)."""
+    bodies = ",".join("[==[" + json.dumps({"items": [i]}) + "]==]" for i in items)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % bodies)
+    args = ["wrk", "-t1", f"-c{clients}", "--timeout", "120s", "-s", f.name, url + "/score"]
+    subprocess.run(args[:3] + ["-d5s"] + args[3:], check=True, capture_output=True)  # warm-up
+    out = subprocess.run(args[:3] + [f"-d{seconds}s"] + args[3:], check=True, capture_output=True, text=True).stdout
+    r = json.loads(next(line[4:] for line in out.splitlines() if line.startswith("WRK ")))
+    if r["errors"] or r["non2xx"]:
+        raise RuntimeError(f"load test had failures: {r}")
+    return {"items_per_s": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50_us"] / 1000,
+            "p95_ms": r["p95_us"] / 1000, "requests": r["requests"]}
 
 
 def serve(cmd: list[str], url: str, ready_path: str) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env={**os.environ, "HARMO_MATH_WORKERS": "1", "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(cmd, env={"HARMO_MATH_WORKERS": "1", "HF_HUB_OFFLINE": "1", **os.environ})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
@@ -131,7 +139,7 @@ def bench_model(model: str, clients: int) -> dict:
     proc = serve([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port),
                   "--profiles", profiles, "--log-level", "warning"], url, "/readyz")
     try:
-        ours = load_test(url, items, clients)
+        ours = load_test(url, items, clients, spec["seconds"])
         stats = httpx.get(url + "/readyz").json()["models"]["m"]["batching"]
     finally:
         proc.terminate()
@@ -140,7 +148,7 @@ def bench_model(model: str, clients: int) -> dict:
     url = f"http://127.0.0.1:{port}"
     proc = serve([sys.executable, "-m", "bench.naive_server", profiles, "m", str(port)], url, "/docs")
     try:
-        naive = load_test(url, items, clients)
+        naive = load_test(url, items, clients, spec["seconds"])
     finally:
         proc.terminate()
         proc.wait(30)

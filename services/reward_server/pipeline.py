@@ -60,7 +60,7 @@ class ScoringPipeline:
         self.math_pool = math_pool or MathWorkerPool(self.settings.math_workers, self.settings.math_timeout_s)
         self._own_models = models is None
         self.models = models or ModelRegistry(self.profiles.models, self.settings.model_device,
-                                              self.settings.model_dtype)
+                                              self.settings.model_dtype, self.settings.torch_threads)
         if self._own_models:
             self.models.start()
 

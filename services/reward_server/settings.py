@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     model_device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
     model_dtype: str = Field("auto", description="'auto' (bfloat16 on CUDA, float32 on CPU) or a torch dtype name")
     http_threads: int = Field(256, gt=0, description="requests scored at once (each waits on batchers)")
+    torch_threads: int | None = Field(
+        None, gt=0, description="intra-op threads for CPU inference (default: torch's, one per core); fewer "
+        "leaves cores to the HTTP side")
 
     @classmethod
     def settings_customise_sources(

@@ -46,8 +46,13 @@ class _Slot:
 
 
 class ModelRegistry:
-    def __init__(self, configs: dict[str, ModelConfig], device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, configs: dict[str, ModelConfig], device: str = "auto", dtype: str = "auto",
+                 torch_threads: int | None = None) -> None:
         self.device = resolve_device(device) if configs else "cpu"
+        if configs and torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         self._slots = {name: _Slot(BACKENDS[cfg.kind](name, cfg, self.device, dtype)) for name, cfg in configs.items()}
 
     def start(self) -> None:
