@@ -55,6 +55,9 @@ def profiles_yaml(scalar_rm, vector_rm, max_queue=4096) -> str:
           queue:
             weights: {{accuracy: 1.0}}
             accuracy: {{model: small_queue}}
+          both:
+            weights: {{accuracy: 1.0, armo.verbosity: 1.0}}
+            accuracy: {{model: armo}}
     """)
 
 
@@ -138,6 +141,16 @@ def test_vector_head_outputs_become_components(mp):
         assert all(0 <= r.components[k] <= 1 for k in ("armo.helpfulness", "armo.verbosity"))
         assert r.reward == pytest.approx(r.components["accuracy"] + 0.5 * r.components["armo.helpfulness"]
                                          - 0.1 * r.components["armo.verbosity"])
+
+
+def test_one_model_for_accuracy_and_components_runs_once_per_item(mp):
+    score(mp, [{"prompt": "Q", "response": "warm"}], "vector")  # loads the lazy model
+    before = mp.models.status()["armo"]["batching"]["items"]
+    r = score(mp, [{"prompt": "Q", "response": "A"}, {"prompt": "Q", "response": "B"}], "both").results
+    assert mp.models.status()["armo"]["batching"]["items"] - before == 2
+    for x in r:
+        assert x.accuracy.source == "model:armo"
+        assert set(x.components) == {"accuracy", "armo.verbosity"}
 
 
 def test_scores_do_not_depend_on_batch_company(mp):

@@ -165,25 +165,29 @@ class ScoringPipeline:
         """Send items to the profile's model where no rule applies or the rule is unsure, and to
         every model whose outputs the profile weighs; all of a request's items for one model go
         to its batcher together, where they meet other requests' items."""
-        wanted: dict[str, list[tuple[_Work, str]]] = defaultdict(list)  # model -> (item, purpose)
-        for w in works:
+        # model -> item index -> (item, purposes); an item one model serves twice runs once
+        wanted: dict[str, dict[int, tuple[_Work, list[str]]]] = defaultdict(dict)
+        for k, w in enumerate(works):
             acc = w.profile.accuracy
+            purposes: dict[str, list[str]] = defaultdict(list)
             if acc.model and "accuracy" in w.profile.components:
                 if w.check is None:
-                    wanted[acc.model].append((w, "model"))
+                    purposes[acc.model].append("model")
                 elif w.check.verdict != "error" and w.check.confidence < acc.min_confidence:
-                    wanted[acc.model].append((w, "blend" if acc.blend else "model"))
+                    purposes[acc.model].append("blend" if acc.blend else "model")
             for model in w.profile.model_components:
-                wanted[model].append((w, "components"))
+                purposes[model].append("components")
+            for model, ps in purposes.items():
+                wanted[model][k] = (w, ps)
         pending = []
         for model, entries in wanted.items():
-            inputs = [self._model_input(w.item) for w, _ in entries]
+            inputs = [self._model_input(w.item) for w, _ in entries.values()]
             # QueueFull and ModelNotReady propagate: the whole request is answered 503.
             futures = self.models.submit(model, inputs)
-            pending.append((model, entries, futures))
+            pending.append((model, list(entries.values()), futures))
         for model, entries, futures in pending:
             backend = self.models.backend(model)
-            for (w, purpose), fut in zip(entries, futures):
+            for (w, purposes), fut in zip(entries, futures):
                 try:
                     out: ModelOutput = fut.result(timeout=backend.config.timeout_s)
                 except TimeoutError:
@@ -191,7 +195,8 @@ class ScoringPipeline:
                                                               f"{backend.config.timeout_s:g}s"))
                 except Exception as exc:  # noqa: BLE001 - a failed batch fails its items only
                     out = ModelOutput(error=("model_error", f"{type(exc).__name__}: {exc}"))
-                self._apply_model(w, model, purpose, out)
+                for purpose in purposes:
+                    self._apply_model(w, model, purpose, out)
 
     @staticmethod
     def _model_input(item: ScoreItem) -> ModelInput:
