@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -36,7 +36,6 @@ class Loaded:
     ready: bool = False
     error: str | None = None
     load_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Scale(BaseModel):
