@@ -26,7 +26,7 @@ def test_healthz_and_profiles(server):
     p = httpx.get(f"{server.url}/v1/profiles").json()
     assert p["default"] == "harmo"
     harmo = next(x for x in p["profiles"] if x["name"] == "harmo")
-    assert harmo["weights"] == {"accuracy": 1.0, "format": 1.0, "length": 1.0}
+    assert harmo["weights"] == {"accuracy": 1.0, "format": 1.0, "length": 1.0, "instruction": 1.0}
     assert len(harmo["version"]) == 12
 
 

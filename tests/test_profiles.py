@@ -21,7 +21,7 @@ def load(tmp_path, text: str) -> ProfileSet:
 def test_builtin_profiles_load():
     ps = ProfileSet.load()
     assert ps.default == "harmo"
-    assert ps.get("harmo").weights == {"accuracy": 1.0, "format": 1.0, "length": 1.0}
+    assert ps.get("harmo").weights == {"accuracy": 1.0, "format": 1.0, "length": 1.0, "instruction": 1.0}
 
 
 @pytest.mark.parametrize("text,needle", [

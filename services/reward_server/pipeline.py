@@ -16,13 +16,16 @@ import math as _math
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from .math_pool import GroupJob, MathWorkerPool
 from .models.base import ModelInput, ModelOutput
 from .models.registry import ModelRegistry
+from .models.seqcls import text_of
 from .profiles import Profile, ProfileSet
 from .rewards.base import Check
 from .rewards.format import format_reward
+from .rewards.instruction import check_constraints
 from .rewards.length import group_length_rewards, measure
 from .rewards.math import plan_math, to_check
 from .rewards.registry import VERIFIERS
@@ -49,6 +52,7 @@ class _Work:
     info: AccuracyInfo | None = None
     components: dict[str, float] = field(default_factory=dict)
     errors: list[ItemError] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class ScoringPipeline:
@@ -83,10 +87,8 @@ class ScoringPipeline:
         self._model_scores(works)
         for w in works:
             w.info = self._accuracy_component(w)
-            if w.item.constraints and "instruction" not in w.profile.components:
-                # Never drop what the caller asked for without saying so.
-                w.errors.append(ItemError(component="instruction", code="unsupported",
-                                          message="constraints are not scored: the profile has no instruction component"))
+            if w.item.constraints:
+                self._instruction(w)
             if "format" in w.profile.components:
                 cfg = w.profile.format
                 w.components["format"] = format_reward(w.item.response, pattern=cfg.pattern, mode=cfg.mode, tags=cfg.tags)
@@ -237,6 +239,39 @@ class ScoringPipeline:
             w.check = Check(score, verdict, conf, extracted)  # type: ignore[arg-type]
             w.source = f"model:{model}"
 
+    # -- instruction adherence ---------------------------------------------------------
+    def _instruction(self, w: _Work) -> None:
+        if "instruction" not in w.profile.components:
+            # Never drop what the caller asked for without saying so.
+            w.errors.append(ItemError(component="instruction", code="unsupported",
+                                      message="constraints are not scored: the profile has no instruction component"))
+            return
+        try:
+            verdicts = check_constraints(self._prompt_text(w.item), w.item.response,
+                                         [(c.id, c.kwargs) for c in w.item.constraints or ()])
+        except ImportError as exc:
+            w.errors.append(ItemError(component="instruction", code="unavailable",
+                                      message=f"the instruction checker is not installed (harmo[instructions]): {exc}"))
+            return
+        cfg = w.profile.instruction
+        w.details["instruction"] = [v.as_dict() for v in verdicts]
+        followed = []
+        for v in verdicts:
+            if v.error:
+                w.errors.append(ItemError(component="instruction", code=v.error[0], message=v.error[1]))
+            else:
+                followed.append(v.strict if cfg.mode == "strict" else v.loose)
+        if followed:
+            w.components["instruction"] = (sum(followed) / len(followed) if cfg.reward == "fraction"
+                                           else float(all(followed)))
+
+    @staticmethod
+    def _prompt_text(item: ScoreItem) -> str:
+        if item.prompt is not None:
+            return item.prompt
+        users = [m for m in item.messages or () if m.role == "user"]
+        return text_of(users[-1].content) if users else ""
+
     # -- group aspects -------------------------------------------------------------
     @staticmethod
     def _groups(works: list[_Work], wanted) -> list[list[_Work]]:
@@ -298,7 +333,7 @@ class ScoringPipeline:
         else:
             reward = None if failed and p.on_error == "null" else self._aggregate(w)
         return ScoreResult(id=w.item.id, reward=reward, components=w.components, accuracy=w.info,
-                           errors=w.errors)
+                           errors=w.errors, details=w.details or None)
 
     def _accuracy_component(self, w: _Work) -> AccuracyInfo:
         p = w.profile

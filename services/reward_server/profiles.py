@@ -23,7 +23,7 @@ from .rewards.format import DEFAULT_PATTERN
 from .rewards.length import LengthConfig
 from .rewards.registry import VERIFIERS
 
-COMPONENTS = ("accuracy", "format", "length")
+COMPONENTS = ("accuracy", "format", "length", "instruction")
 TASKS = set(VERIFIERS) | {"open"}
 
 
@@ -79,6 +79,13 @@ class AccuracyConfig(BaseModel):
         return self.verifiers.get(verifier) or VERIFIERS[verifier].options().model_dump()
 
 
+class InstructionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["strict", "loose"] = Field("strict", description="IFEval's strict or loose check")
+    reward: Literal["fraction", "all"] = Field(
+        "fraction", description="the fraction of an item's constraints followed, or 1 only when all are")
+
+
 class NormalizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     components: list[str] = Field(min_length=1)
@@ -98,6 +105,7 @@ class Profile(BaseModel):
     accuracy: AccuracyConfig = Field(default_factory=AccuracyConfig)
     format: FormatConfig = Field(default_factory=FormatConfig)
     length: LengthConfig = Field(default_factory=LengthConfig)
+    instruction: InstructionConfig = Field(default_factory=InstructionConfig)
     on_error: Literal["fallback", "null"] = Field(
         "fallback", description="A failed component: use error_value (errors say so) or make the reward null."
     )

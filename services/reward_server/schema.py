@@ -90,6 +90,8 @@ class ScoreResult(BaseModel):
     accuracy: AccuracyInfo
     cached: bool = False
     errors: list[ItemError] = Field(default_factory=list)
+    details: dict[str, Any] | None = Field(
+        None, description="per-aspect detail, e.g. 'instruction': each constraint's strict and loose verdict")
 
 
 class ScoreResponse(BaseModel):
