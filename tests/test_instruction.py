@@ -133,3 +133,25 @@ def test_bad_constraints_are_typed_errors(server):
     assert [d["id"] for d in res["details"]["instruction"]] == [
         "punctuation:no_comma", "keywords:nonexistent", "length_constraints:number_words", "punctuation:no_comma"]
     assert r.json()["results"][1]["errors"] == []
+
+
+def test_exported_punkt_data_splits_like_the_packaged_model():
+    """NLTK reading the punkt_tab we write splits sentences as the package's own tokenizer does,
+    whose English model was converted from NLTK's punkt_tab."""
+    import nltk
+    import punkt
+
+    from services.reward_server.rewards.instruction import reference
+
+    reference()
+    assert punkt.load_model("english").metadata.source == "punkt_tab:english"
+    texts = [
+        "Dr. Smith went home. He was tired.",
+        "The U.S. economy grew 3.5 percent in Q2. Analysts, e.g. at the Fed, were surprised!",
+        "Mr. and Mrs. Jones arrived at 5 p.m. on Jan. 3. They left early... Why? Nobody knows.",
+        '"Stop," she said. "Now." Then she left.',
+        "xx,x. xx,x! xx/x. x{x}x?",
+        "It cost $4.99 vs. $5.50 at St. Mary's. Prof. Lee agreed; Gen. Grant did not.",
+    ]
+    for t in texts:
+        assert nltk.sent_tokenize(t) == punkt.sent_tokenize(t), t
