@@ -58,6 +58,7 @@ def reference():
                 nltk.data.path.insert(0, str(root))  # also what lets NLTK write there
             _ensure_punkt_tab(root)
             langdetect.DetectorFactory.seed = 0
+            langdetect.detect("load the language profiles once, here, under the lock")
             from lm_eval.tasks.ifeval import instructions_registry, utils
 
             _ref = (instructions_registry.INSTRUCTION_DICT, utils)
