@@ -103,6 +103,12 @@ def test_limits_give_413(server):
     assert post(server, {"items": [{"response": "x", "images": [small, "https://example.org/a.png"]}]}).status_code == 200
 
 
+def test_body_limit(server):
+    r = post(server, {"items": [{"response": "x" * 7000}] * 300})
+    assert r.status_code == 413 and "request body of" in r.text
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
 def test_a_hung_item_does_not_take_the_service_down(server):
     items = [{"id": str(i), "group_id": "g", "task": "math", "reference": "4",
               "response": "\\boxed{9^{9^{9^{9}}}}" if i == 0 else "\\boxed{2+2}"} for i in range(4)]

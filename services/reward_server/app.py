@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
 
 from .models.batcher import QueueFull
@@ -53,6 +53,24 @@ def check_limits(req: ScoreRequest, s: Settings) -> None:
                 raise HTTPException(413, f"items[{i}]: an image of {n} bytes; the limit is {s.max_image_bytes}")
 
 
+class BodyLimit:
+    """413 for a declared body past the limit, before it is read. A plain ASGI middleware:
+    Starlette's BaseHTTPMiddleware costs every request an extra task and stream."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    body = {"detail": f"request body of {int(value)} bytes; the limit is {self.limit}"}
+                    await JSONResponse(body, status_code=413)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     state: dict[str, ScoringPipeline] = {}
@@ -72,13 +90,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
     app = FastAPI(title="harmo reward server", version="0.1.0", lifespan=lifespan,
                   description="Hybrid, multi-aspect rewards for RL alignment of (multimodal) language models.")
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > settings.max_body_bytes:
-            return JSONResponse({"detail": f"request body of {size} bytes; the limit is {settings.max_body_bytes}"},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
