@@ -22,10 +22,11 @@ import time
 
 import httpx
 
+from bench.run import report
 from services.reward_server.models.base import ModelInput
 from services.reward_server.models.registry import BACKENDS
 from services.reward_server.profiles import ProfileSet
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_up
 from tests.model_fixtures import smollm2_rm_dir
 
 WORDS = ("the answer is a number that we get by adding both sides then dividing the total by two so "
@@ -114,16 +115,8 @@ def load_test(url: str, items: list[dict], clients: int, seconds: int) -> dict:
 
 def serve(cmd: list[str], url: str, ready_path: str) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env={"HARMO_MATH_WORKERS": "1", "HF_HUB_OFFLINE": "1", **os.environ})
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + ready_path, timeout=2).status_code in (200, 405):
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"{cmd} did not start")
+    wait_until_up(proc, url + ready_path, 300, ok=(200, 405))
+    return proc
 
 
 def bench_model(model: str, clients: int) -> dict:
@@ -165,10 +158,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     out = {m: bench_model(m, args.clients) for m in args.models.split(",")}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    report(out, args.json)
 
 
 if __name__ == "__main__":

@@ -161,9 +161,14 @@ def main() -> None:
     args = ap.parse_args()
     out = {"math": bench_math(args.groups, args.repeat)}
     out["rule_http"] = bench_http(args.groups * 2, args.repeat)
+    report(out, args.json)
+
+
+def report(out: dict, path: str | None) -> None:
+    """Print the figures; keep them in ``path`` too when given."""
     print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
+    if path:
+        with open(path, "w") as f:
             json.dump(out, f, indent=2)
 
 

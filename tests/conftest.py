@@ -37,6 +37,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_up(proc: subprocess.Popen, url: str, timeout_s: float, ok=(200,)) -> None:
+    """Wait until ``url`` answers with a status in ``ok``; kill ``proc`` and raise if it exits or
+    the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code in ok:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{proc.args[:3]} did not answer at {url} within {timeout_s:g}s")
+
+
 class Server:
     """A real ``reward-server serve`` process on a free loopback port."""
 
@@ -46,19 +63,9 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(self.port),
              "--log-level", "warning", *args],
-            env={**os.environ, **(env or {})}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **(env or {})}, cwd=ROOT,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not become healthy")
+        wait_until_up(self.proc, f"{self.url}/healthz", 120)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from services.reward_server.models.judge import JudgeBackend, JudgeConfig
 from services.reward_server.pipeline import ScoringPipeline
 from services.reward_server.profiles import ProfileSet
 from services.reward_server.settings import Settings
-from tests.conftest import ROOT, free_port, score
+from tests.conftest import ROOT, free_port, score, wait_until_up
 from tests.model_fixtures import smollm2_dir
 
 # A prompt this small model answers with a number; the judge's wiring, not its taste, is tested.
@@ -30,16 +29,7 @@ def chat_server():
     proc = subprocess.Popen([sys.executable, "-m", "tests.servers.openai_chat", str(smollm2_dir()), str(port)],
                             cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("chat server did not start")
+    wait_until_up(proc, f"{url}/v1/models", 180)
     yield url
     proc.terminate()
     proc.wait(30)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ from services.reward_server.models.base import ModelInput
 from services.reward_server.models.registry import ModelNotReady, ModelRegistry
 from services.reward_server.models.seqcls import SeqClsBackend, SeqClsConfig
 from services.reward_server.models.vllm_pool import VLLMBackend, VLLMConfig
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_until_up
 from tests.model_fixtures import smollm2_dir, smollm2_rm_dir
 
 VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
@@ -31,18 +30,7 @@ def vllm_server():
                              "--runner", "pooling", "--enforce-eager", "--dtype", "float32",
                              "--max-model-len", "2048", "--host", "127.0.0.1", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vLLM exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        raise RuntimeError("vLLM did not start")
+    wait_until_up(proc, f"{url}/v1/models", 400)
     yield url, ckpt
     proc.terminate()
     try:
