@@ -155,3 +155,63 @@ def test_exported_punkt_data_splits_like_the_packaged_model():
     ]
     for t in texts:
         assert nltk.sent_tokenize(t) == punkt.sent_tokenize(t), t
+
+
+# The reference's edge semantics, one response each (own wording): bullets are "*" or "-" at a
+# line start, "***" separates paragraphs, markers match case- and space-insensitively, ...
+# (id, kwargs, response, strict verdict)
+EDGES = [
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "Use * inline, it is no bullet:\n  * first\n  -second", True),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "Part one\n***\nPart two\n* the only bullet", True),
+    ("detectable_format:number_highlighted_sections", {"num_highlights": 3}, "*a* then **bold b** and *c*", True),
+    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "*open\n*closed*\n*open", False),
+    ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "  ***\none\n  ***\ntwo", True),
+    ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "one\n***\ntwo\n***\n***", False),
+    ("detectable_content:postscript", {"postscript_marker": "P.P.S"}, "Done.\np.p.s also this", True),
+    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Done.\nP. S. spaced out", True),
+    ("detectable_content:postscript", {"postscript_marker": "PS:"}, "Done.\nP.S. wrong marker", False),
+    ("detectable_format:title", {}, "<< >>\nblank title", False),
+    ("detectable_format:title", {}, "<<spans\ntwo lines>>", False),
+    ("detectable_format:title", {}, "text first\n<<Late Title>>", True),
+    ("combination:two_responses", {}, "Same.\n******\nSame.", False),
+    ("combination:two_responses", {}, "******\nA\n******\nB\n******", True),
+    ("combination:two_responses", {}, "A\n******\nB\n******\nC", False),
+    ("keywords:frequency", {"keyword": " word ", "frequency": 3, "relation": "at least"}, "word, Word, WORD", True),
+    ("keywords:existence", {"keywords": ["blue whale"]}, "The Blue Whale is large.", True),
+    ("keywords:forbidden_words", {"forbidden_words": ["GENE"]}, "Generative models", True),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 3, "nth_paragraph": 2, "first_word": "yes"},
+     'one\n\n"Yes!" two\n\nthree', True),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 3, "nth_paragraph": 2, "first_word": "yes"},
+     "one\n\nYe!s two\n\nthree", False),
+    ("detectable_format:constrained_response", {}, "\n My answer is maybe. Let me explain at length.", True),
+    ("startend:end_checker", {"end_phrase": "  The end.  "}, "Story here. The end.\n", True),
+    ("change_case:english_capital", {}, "Every Word Capitalised", False),
+    ("startend:quotation", {}, '"quoted" then not', False),
+    ("detectable_content:number_placeholders", {"num_placeholders": 3}, "[a] [b] [a]", True),
+    ("length_constraints:number_words", {"num_words": 4, "relation": "less than"}, "l4rge w0rds c0unt", True),
+]
+
+
+@pytest.mark.parametrize("cid,kwargs,response,expected", EDGES, ids=[f"{c[0]}-{i}" for i, c in enumerate(EDGES)])
+def test_reference_edge_semantics(cid, kwargs, response, expected):
+    from services.reward_server.rewards.instruction import check_constraints
+
+    [v] = check_constraints("P", response, [(cid, kwargs)])
+    assert v.error is None and v.strict is expected
+
+
+@pytest.mark.parametrize("cid,kwargs,bad", [
+    ("keywords:letter_frequency", {"letter": "#", "let_frequency": 2, "let_relation": "at least"}, "letter"),
+    ("keywords:letter_frequency", {"letter": "ab", "let_frequency": 2, "let_relation": "at least"}, "letter"),
+    ("length_constraints:number_words", {"num_words": -5, "relation": "at least"}, "num_words"),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "x"},
+     "nth_paragraph"),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 0}, "num_bullets"),
+])
+def test_values_the_reference_would_replace_by_random_draws_are_errors(cid, kwargs, bad):
+    """The reference silently draws a random value for these; a reward must never depend on it."""
+    from services.reward_server.rewards.instruction import check_constraints
+
+    for _ in range(3):
+        [v] = check_constraints("P", "* a\n* b\n\nsome text with a few words", [(cid, kwargs)])
+        assert v.strict is None and v.error[0] == "bad_constraint" and bad in v.error[1], v

@@ -89,14 +89,21 @@ def check_constraints(prompt: str, response: str, constraints: list[tuple[str, d
                 "unknown_constraint", f"constraints[{i}]: unknown instruction id {cid!r}")))
             continue
         keys = registry[cid](cid).get_instruction_args_keys()
+        # The reference drops empty values (0 included) and draws random ones in their place:
+        # never let a reward depend on that.
         missing = [k for k in keys if k != "prompt" and not kwargs.get(k)]
         if missing:
-            # The reference would draw random values for these: never let a reward depend on that.
             out.append(ConstraintVerdict(cid, None, None, (
-                "bad_constraint", f"constraints[{i}] {cid}: missing kwargs {missing}")))
+                "bad_constraint", f"constraints[{i}] {cid}: missing or empty kwargs {missing}")))
             continue
         example = utils.InputExample(key=0, instruction_id_list=[cid], prompt=prompt, kwargs=[dict(kwargs)])
         try:
+            replaced = _replaced_kwargs(registry[cid](cid), kwargs)
+            if replaced:
+                out.append(ConstraintVerdict(cid, None, None, ("bad_constraint", (
+                    f"constraints[{i}] {cid}: invalid {replaced} (the reference would put random values "
+                    "in their place)"))))
+                continue
             strict = utils.test_instruction_following_strict(example, response).follow_instruction_list[0]
             loose = utils.test_instruction_following_loose(example, response).follow_instruction_list[0]
         except (TypeError, ValueError, KeyError) as exc:
@@ -105,3 +112,25 @@ def check_constraints(prompt: str, response: str, constraints: list[tuple[str, d
             continue
         out.append(ConstraintVerdict(cid, bool(strict), bool(loose)))
     return out
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.strip().lower()
+    if isinstance(v, (list, tuple, set)):
+        return sorted({_norm(x) for x in v}, key=repr)
+    return v
+
+
+def _replaced_kwargs(instruction: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Given kwargs that the reference silently replaced by random draws (a negative count, an
+    ``nth_paragraph`` past ``num_paragraphs``, a ``letter`` that is not a-z, ...): it keeps a
+    value it accepts, up to stripping, case and order, so any other difference is a draw."""
+    instruction.build_description(**kwargs)
+    used = instruction.get_instruction_args() or {}
+    replaced = {k: v for k, v in kwargs.items() if k in used and _norm(v) != _norm(used[k])}
+    # The one draw that can land on the invalid value itself: randint(1, num_paragraphs + 1).
+    nth, num = kwargs.get("nth_paragraph"), kwargs.get("num_paragraphs")
+    if isinstance(nth, int) and isinstance(num, int) and nth > num:
+        replaced["nth_paragraph"] = nth
+    return replaced
