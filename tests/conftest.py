@@ -13,6 +13,8 @@ import pytest
 # Models come from packages and local files only: never wait on a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Every test computes what it checks; the cache tests turn the cache on for themselves.
+os.environ["HARMO_CACHE"] = "off"
 
 from services.reward_server.pipeline import ScoringPipeline
 from services.reward_server.schema import ScoreRequest, ScoreResponse
@@ -57,13 +59,15 @@ def wait_until_up(proc: subprocess.Popen, url: str, timeout_s: float, ok=(200,))
 class Server:
     """A real ``reward-server serve`` process on a free loopback port."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, log: Path | None = None,
+                 log_level: str = "warning") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(self.port),
-             "--log-level", "warning", *args],
-            env={**os.environ, **(env or {})}, cwd=ROOT,
+             "--log-level", log_level, *args],
+            env={**os.environ, **(env or {})}, cwd=ROOT, stderr=open(log, "w") if log else None,
         )
         wait_until_up(self.proc, f"{self.url}/healthz", 120)
 

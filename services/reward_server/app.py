@@ -1,13 +1,17 @@
 """The HTTP layer: a thin FastAPI app over ``ScoringPipeline``."""
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import logs, metrics
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
 from .pipeline import ScoringPipeline, UnknownProfile
@@ -71,6 +75,50 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+class RequestContext:
+    """Request id (the client's ``X-Request-ID`` or a new one, echoed in the response), request
+    metrics by endpoint, profile and status, and one access log line per request."""
+
+    ENDPOINTS = {"/score", "/healthz", "/readyz", "/metrics", "/v1/profiles", "/docs", "/openapi.json"}
+    QUIET = {"/healthz", "/readyz", "/metrics"}  # probes and scrapes: counted, not logged
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.log = logging.getLogger("harmo.access")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        rid = logs.request_id_from(headers.get(b"x-request-id", b"").decode("latin-1") or None)
+        token = logs.REQUEST_ID.set(rid)
+        scope["harmo"] = info = {"profile": "", "items": 0}
+        status = 500
+        t = time.perf_counter()
+
+        async def send_with_id(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            dt = time.perf_counter() - t
+            path = scope["path"]
+            endpoint = path if path in self.ENDPOINTS else "other"
+            metrics.REQUESTS.labels(endpoint=endpoint, profile=info["profile"], status=str(status)).inc()
+            metrics.REQUEST_LATENCY.labels(endpoint=endpoint).observe(dt)
+            if endpoint not in self.QUIET or status >= 400:
+                self.log.info("request", extra={"method": scope["method"], "path": path, "status": status,
+                                                "duration_ms": round(dt * 1000, 2), "items": info["items"],
+                                                "profile": info["profile"]})
+            logs.REQUEST_ID.reset(token)
+
+
 def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     state: dict[str, ScoringPipeline] = {}
@@ -91,12 +139,17 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
                   description="Hybrid, multi-aspect rewards for RL alignment of (multimodal) language models.")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContext)  # outermost: sees every response, 413s included
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         p = state["pipeline"]
         return {"status": "ok", "math_workers": p.math_pool.n_workers, "math_timeouts": p.math_pool.timeouts,
-                "math_worker_restarts": p.math_pool.restarts,
+                "math_worker_restarts": p.math_pool.restarts, "cache": p.cache.kind,
                 "profiles": sorted(p.profiles.profiles)}
 
     @app.get("/readyz")
@@ -117,11 +170,14 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
     @app.post("/score", response_model=ScoreResponse,
               responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"},
                          503: {"description": "a model is saturated or loading; see Retry-After"}})
-    def score(req: ScoreRequest) -> Response:
+    def score(req: ScoreRequest, request: Request) -> Response:
         # A plain `def`: FastAPI runs it in its thread pool, so scoring never blocks the event loop.
+        info = request.scope["harmo"]
+        info["items"] = len(req.items)
         check_limits(req, settings)
         try:
             out = state["pipeline"].score(req)
+            info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
         except UnknownProfile as exc:
             raise HTTPException(422, str(exc)) from None
         except (QueueFull, ModelNotReady) as exc:

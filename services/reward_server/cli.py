@@ -30,9 +30,13 @@ def serve(args: argparse.Namespace) -> None:
 
     from .app import create_app
 
+    from . import logs
+
     settings = _settings(args.profiles)
+    logs.configure(settings.log_format, args.log_level or settings.log_level)
     _load_profiles_or_exit(settings)  # fail before binding the port
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # Our access line (JSON, with the request id) replaces uvicorn's.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
 
 
 def score(args: argparse.Namespace) -> None:
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--profiles", help="reward profiles YAML (default: the built-in profiles)")
-    s.add_argument("--log-level", default="info")
+    s.add_argument("--log-level", help="default: HARMO_LOG_LEVEL, else INFO")
     s.set_defaults(func=serve)
     c = sub.add_parser("score", help="score a JSONL file of items offline, through the same pipeline")
     c.add_argument("input")

@@ -2,22 +2,28 @@
 
 The HTTP app and the offline CLI are thin layers over ``ScoringPipeline.score``.
 Order of work for one request:
-1. pick each item's profile (named in the request, or by data_source);
-2. accuracy: route each item to a rule verifier; math items are settled in-process when
+1. pick each item's profile (named in the request, or by data_source) and route it to a task;
+   read every cacheable part of every item from the result cache at once (``cache.py``);
+2. accuracy (what the cache did not have): route each item to a rule verifier; math items are settled in-process when
    trivial, the rest go to the worker pool as one job per group of shared gold answers,
    with duplicate answers verified once;
 3. format per item; the length penalty per GRPO group (it needs the group's verdicts);
-4. optional per-group normalisation, then aggregation (weighted sum or formula, clipping).
+4. optional per-group normalisation, then aggregation (weighted sum or formula, clipping);
+5. write the newly computed parts to the cache at once.
 """
 from __future__ import annotations
 
 import hashlib
 import math as _math
+import time
 from collections import defaultdict
+from contextlib import contextmanager
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import metrics
+from .cache import Cache, code_version, dumps, loads_many, make_cache, make_key
 from .math_pool import GroupJob, MathWorkerPool
 from .models.base import ModelInput, ModelOutput
 from .models.registry import ModelRegistry
@@ -25,7 +31,7 @@ from .models.seqcls import text_of
 from .profiles import Profile, ProfileSet
 from .rewards.base import Check
 from .rewards.format import format_reward
-from .rewards.instruction import check_constraints
+from .rewards.instruction import ConstraintVerdict, check_constraints
 from .rewards.length import group_length_rewards, measure
 from .rewards.math import plan_math, to_check
 from .rewards.registry import VERIFIERS
@@ -36,6 +42,9 @@ from .settings import Settings
 
 class UnknownProfile(LookupError):
     pass
+
+
+_KNOWN = {"accuracy", "format", "length", "instruction", "reward"}
 
 
 @dataclass
@@ -53,11 +62,27 @@ class _Work:
     components: dict[str, float] = field(default_factory=dict)
     errors: list[ItemError] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # cache: unit ("accuracy", "instruction", "model:<name>") -> key; what was served; what to write
+    keys: dict[str, str] = field(default_factory=dict)
+    hits: dict[str, Any] = field(default_factory=dict)
+    fresh: dict[str, Any] = field(default_factory=dict)
+    cached: list[str] = field(default_factory=list)
+    transient: bool = False  # the accuracy verdict stands in for a failed model: never cached
+
+
+@contextmanager
+def _timed(component: str):
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.COMPONENT_LATENCY.labels(component=component).observe(time.perf_counter() - t)
 
 
 class ScoringPipeline:
     def __init__(self, settings: Settings | None = None, profiles: ProfileSet | None = None,
-                 math_pool: MathWorkerPool | None = None, models: ModelRegistry | None = None) -> None:
+                 math_pool: MathWorkerPool | None = None, models: ModelRegistry | None = None,
+                 cache: Cache | None = None) -> None:
         self.settings = settings or Settings()
         self.profiles = profiles or ProfileSet.load(self.settings.profiles_path)
         self._own_pool = math_pool is None
@@ -67,8 +92,12 @@ class ScoringPipeline:
                                               self.settings.model_dtype, self.settings.torch_threads)
         if self._own_models:
             self.models.start()
+        self._own_cache = cache is None
+        self.cache = cache if cache is not None else make_cache(self.settings)
 
     def close(self) -> None:
+        if self._own_cache:
+            self.cache.close()
         if self._own_pool:
             self.math_pool.close()
         if self._own_models:
@@ -83,18 +112,40 @@ class ScoringPipeline:
     # ---------------------------------------------------------------------------------
     def score(self, request: ScoreRequest) -> ScoreResponse:
         works = [_Work(item, self._profile_for(request.profile, item)) for item in request.items]
-        self._accuracy(works)
-        self._model_scores(works)
         for w in works:
-            w.info = self._accuracy_component(w)
-            if w.item.constraints:
-                self._instruction(w)
-            if "format" in w.profile.components:
-                cfg = w.profile.format
-                w.components["format"] = format_reward(w.item.response, pattern=cfg.pattern, mode=cfg.mode, tags=cfg.tags)
-        self._length(works)
-        self._normalize(works)
+            if "accuracy" in w.profile.components:
+                w.task = route(w.item, w.profile.accuracy.routing)
+        if request.cache:
+            with _timed("cache_read"):
+                self._cache_read(works)
+        with _timed("accuracy"):
+            self._accuracy(works)
+        with _timed("models"):
+            self._model_scores(works)
+        with _timed("instruction"):
+            for w in works:
+                if w.item.constraints:
+                    self._instruction(w)
+        with _timed("format"):
+            for w in works:
+                w.info = self._accuracy_component(w)
+                if "format" in w.profile.components:
+                    cfg = w.profile.format
+                    w.components["format"] = format_reward(w.item.response, pattern=cfg.pattern, mode=cfg.mode,
+                                                           tags=cfg.tags)
+        with _timed("length"):
+            self._length(works)
+            self._normalize(works)
+        if request.cache:
+            with _timed("cache_write"):
+                self._cache_write(works)
         results = [self._result(w) for w in works]
+        for w, r in zip(works, results):
+            status = "null" if r.reward is None else "error" if r.errors else "ok"
+            metrics.ITEMS.labels(profile=w.profile.name, status=status).inc()
+            for e in r.errors:
+                metrics.ITEM_ERRORS.labels(component=e.component if e.component in _KNOWN else "model",
+                                           code=e.code).inc()
         used = {w.profile.name: w.profile.version for w in works}
         if len(used) == 1:
             (name, version), = used.items()
@@ -110,6 +161,83 @@ class ScoringPipeline:
             except KeyError as exc:
                 raise UnknownProfile(str(exc.args[0])) from None
         return self.profiles.for_data_source(item.data_source)
+
+    # -- result cache --------------------------------------------------------------
+    def _model_key_inputs(self, item: ScoreItem) -> dict[str, Any]:
+        mi = self._model_input(item)
+        return {"response": mi.response, "prompt": mi.prompt, "messages": mi.messages,
+                "references": mi.references, "images": mi.images}
+
+    def _units(self, w: _Work) -> dict[str, str]:
+        """The cache key of each cacheable part of an item."""
+        p, item, prefix = w.profile, w.item, self.settings.cache_prefix
+        keys: dict[str, str] = {}
+        acc = p.accuracy
+        if "accuracy" in p.components and (w.task != "open" or acc.model):
+            parts = [w.task] if w.task != "open" else []
+            inputs: dict[str, Any] = {"task": w.task, "response": item.response, "references": item.references(),
+                                      "choices": item.choices}
+            # The task's own options, not the whole block: tuning one verifier keeps the others' entries.
+            config: dict[str, Any] = {"options": acc.options(w.task) if w.task != "open" else None}
+            if acc.model:
+                parts.append("model")
+                inputs |= self._model_key_inputs(item)
+                config |= {"model": self.models.fingerprint(acc.model), "min_confidence": acc.min_confidence,
+                           "blend": acc.blend}
+            config["code"] = code_version(*parts)
+            keys["accuracy"] = make_key(prefix, "accuracy", config, inputs)
+        if item.constraints and "instruction" in p.components:
+            keys["instruction"] = make_key(
+                prefix, "instruction", {"code": code_version("instruction")},
+                {"prompt": self._prompt_text(item), "response": item.response,
+                 "constraints": [c.model_dump(mode="json") for c in item.constraints]})
+        for model in p.model_components:
+            keys[f"model:{model}"] = make_key(
+                prefix, f"model:{model}", {"code": code_version("model"), "model": self.models.fingerprint(model)},
+                self._model_key_inputs(item))
+        return keys
+
+    def _cache_read(self, works: list[_Work]) -> None:
+        for w in works:
+            w.keys = self._units(w)
+        wanted = list({k for w in works for k in w.keys.values()})
+        found = loads_many(self.cache.get_many(wanted)) if wanted else {}
+        for w in works:
+            for unit, key in w.keys.items():
+                label = unit.split(":", 1)[-1]
+                if key not in found:
+                    metrics.CACHE_MISSES.labels(component=label).inc()
+                    continue
+                metrics.CACHE_HITS.labels(component=label).inc()
+                value = w.hits[unit] = found[key]
+                if unit == "accuracy":
+                    err = value.get("error")
+                    w.check = Check(value["score"], value["verdict"], value["confidence"], value["extracted"],
+                                    tuple(err) if err else None)
+                    w.source = value["source"]
+                    w.cached.append("accuracy")
+                elif unit == "instruction":
+                    w.cached.append("instruction")
+                else:
+                    model = unit.split(":", 1)[1]
+                    self._model_components(w, model, value)
+                    w.cached.extend(f"{model}.{label}" for label in w.profile.model_components[model])
+
+    def _cache_write(self, works: list[_Work]) -> None:
+        entries: dict[str, str] = {}
+        for w in works:
+            key = w.keys.get("accuracy")
+            c = w.check
+            # Only clean verdicts: a timeout, a model error or an unsure verdict whose model failed
+            # is computed again next time.
+            if key and "accuracy" not in w.hits and c is not None and c.verdict != "error" and not w.transient:
+                entries[key] = dumps({"score": c.score, "verdict": c.verdict, "confidence": c.confidence,
+                                      "extracted": c.extracted, "error": c.error, "source": w.source})
+            for unit, value in w.fresh.items():
+                if unit in w.keys:
+                    entries[w.keys[unit]] = dumps(value)
+        if entries:
+            self.cache.set_many(entries)
 
     # -- accuracy ------------------------------------------------------------------
     def _accuracy(self, works: list[_Work]) -> None:
@@ -127,9 +255,8 @@ class ScoringPipeline:
                 run.clear()
 
         for w in works:
-            if "accuracy" not in w.profile.components:
+            if "accuracy" not in w.profile.components or "accuracy" in w.hits:
                 continue
-            w.task = route(w.item, w.profile.accuracy.routing)
             refs = w.item.references()
             if w.task == "open":
                 continue
@@ -172,13 +299,14 @@ class ScoringPipeline:
         for k, w in enumerate(works):
             acc = w.profile.accuracy
             purposes: dict[str, list[str]] = defaultdict(list)
-            if acc.model and "accuracy" in w.profile.components:
+            if acc.model and "accuracy" in w.profile.components and "accuracy" not in w.hits:
                 if w.check is None:
                     purposes[acc.model].append("model")
                 elif w.check.verdict != "error" and w.check.confidence < acc.min_confidence:
                     purposes[acc.model].append("blend" if acc.blend else "model")
             for model in w.profile.model_components:
-                purposes[model].append("components")
+                if f"model:{model}" not in w.hits:
+                    purposes[model].append("components")
             for model, ps in purposes.items():
                 wanted[model][k] = (w, ps)
         pending = []
@@ -213,18 +341,15 @@ class ScoringPipeline:
                 w.check = Check(0.0, "error", 0.0, None, out.error)  # reported with the accuracy
                 w.source = f"model:{model}"
             else:  # an unsure rule verdict stands when its model fails
+                w.transient = w.transient or purpose != "components"
                 w.errors.append(ItemError(component="accuracy" if purpose != "components" else model,
                                           code=out.error[0], message=out.error[1]))
             return
         labels = backend.labels
         scaled = {label: backend.config.scale(v) for label, v in zip(labels, out.values)}
         if purpose == "components":
-            for label in w.profile.model_components[model]:
-                if label in scaled:
-                    w.components[f"{model}.{label}"] = scaled[label]
-                else:
-                    w.errors.append(ItemError(component=model, code="unknown_output",
-                                              message=f"model {model!r} has no output {label!r}; it has {list(labels)}"))
+            w.fresh[f"model:{model}"] = scaled
+            self._model_components(w, model, scaled)
             return
         key = getattr(backend.config, "score_label", None) or labels[0]
         score = scaled[key]
@@ -239,6 +364,15 @@ class ScoringPipeline:
             w.check = Check(score, verdict, conf, extracted)  # type: ignore[arg-type]
             w.source = f"model:{model}"
 
+    @staticmethod
+    def _model_components(w: _Work, model: str, scaled: dict[str, float]) -> None:
+        for label in w.profile.model_components[model]:
+            if label in scaled:
+                w.components[f"{model}.{label}"] = scaled[label]
+            else:
+                w.errors.append(ItemError(component=model, code="unknown_output",
+                                          message=f"model {model!r} has no output {label!r}; it has {list(scaled)}"))
+
     # -- instruction adherence ---------------------------------------------------------
     def _instruction(self, w: _Work) -> None:
         if "instruction" not in w.profile.components:
@@ -246,13 +380,20 @@ class ScoringPipeline:
             w.errors.append(ItemError(component="instruction", code="unsupported",
                                       message="constraints are not scored: the profile has no instruction component"))
             return
-        try:
-            verdicts = check_constraints(self._prompt_text(w.item), w.item.response,
-                                         [(c.id, c.kwargs) for c in w.item.constraints or ()])
-        except ImportError as exc:
-            w.errors.append(ItemError(component="instruction", code="unavailable",
-                                      message=f"the instruction checker is not installed (harmo[instructions]): {exc}"))
-            return
+        if "instruction" in w.hits:
+            verdicts = [ConstraintVerdict(d["id"], d["strict"], d["loose"],
+                                          (d["error"]["code"], d["error"]["message"]) if "error" in d else None)
+                        for d in w.hits["instruction"]]
+        else:
+            try:
+                verdicts = check_constraints(self._prompt_text(w.item), w.item.response,
+                                             [(c.id, c.kwargs) for c in w.item.constraints or ()])
+            except ImportError as exc:
+                w.errors.append(ItemError(component="instruction", code="unavailable",
+                                          message=f"the instruction checker is not installed "
+                                                  f"(harmo[instructions]): {exc}"))
+                return
+            w.fresh["instruction"] = [v.as_dict() for v in verdicts]
         cfg = w.profile.instruction
         w.details["instruction"] = [v.as_dict() for v in verdicts]
         followed = []
@@ -333,7 +474,7 @@ class ScoringPipeline:
         else:
             reward = None if failed and p.on_error == "null" else self._aggregate(w)
         return ScoreResult(id=w.item.id, reward=reward, components=w.components, accuracy=w.info,
-                           errors=w.errors, details=w.details or None)
+                           cached=w.cached, errors=w.errors, details=w.details or None)
 
     def _accuracy_component(self, w: _Work) -> AccuracyInfo:
         p = w.profile

@@ -64,6 +64,7 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     profile: str | None = None
     items: list[ScoreItem] = Field(min_length=1)
+    cache: bool = Field(True, description="false: compute every component, neither reading nor writing the cache")
 
 
 class AccuracyInfo(BaseModel):
@@ -88,7 +89,8 @@ class ScoreResult(BaseModel):
     )
     components: dict[str, float] = Field(default_factory=dict)
     accuracy: AccuracyInfo
-    cached: bool = False
+    cached: list[str] = Field(
+        default_factory=list, description="components served from the result cache, e.g. ['accuracy']")
     errors: list[ItemError] = Field(default_factory=list)
     details: dict[str, Any] | None = Field(
         None, description="per-aspect detail, e.g. 'instruction': each constraint's strict and loose verdict")

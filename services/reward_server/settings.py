@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HARMO_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="HARMO_", extra="forbid", populate_by_name=True)
 
     profiles_path: Path | None = Field(None, description="Profiles YAML; the built-in profiles when unset.")
     # Limits: requests past them get 413 with a message.
@@ -28,6 +30,19 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(
         None, gt=0, description="intra-op threads for CPU inference (default: torch's, one per core); fewer "
         "leaves cores to the HTTP side")
+    # Result cache.
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("HARMO_REDIS_URL", "REDIS_URL", "redis_url"),
+                                  description="Redis shared by the replicas; unset: the in-process cache")
+    cache: Literal["auto", "redis", "local", "off"] = Field(
+        "auto", description="'auto': Redis when a URL is set, else in-process; 'off' computes everything")
+    cache_prefix: str = Field("harmo", min_length=1, description="key prefix: one per deployment sharing a Redis")
+    cache_ttl_s: float = Field(86400.0, gt=0, description="how long an entry lives")
+    cache_max_entries: int = Field(200_000, gt=0, description="in-process cache size")
+    cache_timeout_s: float = Field(0.25, gt=0, description="a Redis call slower than this fails (scoring goes on)")
+    cache_retry_s: float = Field(1.0, gt=0, description="after a Redis failure, how long the cache steps aside")
+    # Logs.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
 
     @classmethod
     def settings_customise_sources(

@@ -85,6 +85,9 @@ class BackendConfig(BaseModel):
     confidence: float = Field(0.5, ge=0, le=1, description="the confidence reported with this model's scores")
     batch: BatchConfig = Field(default_factory=BatchConfig)
     timeout_s: float = Field(60.0, gt=0, description="how long a request waits for this model's scores")
+    version: str | None = Field(
+        None, description="set or change it when the weights behind the same path change: the cached scores "
+        "of the old weights then miss")
 
 
 class Backend(ABC):

@@ -17,6 +17,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .. import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -75,6 +77,9 @@ class DynamicBatcher:
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._depth = metrics.QUEUE_DEPTH.labels(model=name)
+        self._batch_size = metrics.BATCH_SIZE.labels(model=name)
+        self._queue_wait = metrics.QUEUE_WAIT.labels(model=name)
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -87,6 +92,7 @@ class DynamicBatcher:
             if len(self._queue) + len(items) > self.max_queue:
                 raise QueueFull(self.name, self._retry_after())
             self._queue.extend(items)
+            self._depth.set(len(self._queue))
             self._cond.notify()
         return [i.future for i in items]
 
@@ -145,6 +151,7 @@ class DynamicBatcher:
             with self._cond:
                 # back at the front, oldest first, so nothing starves
                 self._queue.extendleft(sorted(rest, key=lambda i: i.enqueued, reverse=True))
+        self._depth.set(len(self._queue))
         return batch
 
     def _loop(self) -> None:
@@ -153,6 +160,10 @@ class DynamicBatcher:
             if batch is None:
                 return
             t = time.perf_counter()
+            now = time.monotonic()
+            self._batch_size.observe(len(batch))
+            for i in batch:
+                self._queue_wait.observe(now - i.enqueued)
             try:
                 outputs = self._run_batch([i.payload for i in batch])
                 if len(outputs) != len(batch):

@@ -53,6 +53,7 @@ class ModelRegistry:
             import torch
 
             torch.set_num_threads(torch_threads)
+        self._dtype = dtype
         self._slots = {name: _Slot(BACKENDS[cfg.kind](name, cfg, self.device, dtype)) for name, cfg in configs.items()}
 
     def start(self) -> None:
@@ -80,6 +81,12 @@ class ModelRegistry:
                 slot.state = Loaded(ready=False, error=f"{type(exc).__name__}: {exc}")
             slot.loaded.set()
         return slot
+
+    def fingerprint(self, name: str) -> dict:
+        """What a model's outputs depend on (not how it is batched or loaded): the cache key part."""
+        cfg = self._slots[name].backend.config
+        return {"config": cfg.model_dump(mode="json", exclude={"load", "batch", "timeout_s"}),
+                "device": self.device.split(":")[0], "dtype": self._dtype}
 
     def labels(self, name: str) -> tuple[str, ...]:
         return self._slots[name].backend.labels
