@@ -91,8 +91,9 @@ end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('WRK {"requests": %%d, "duration_us": %%d, "errors": %%d, "non2xx": %%d, '
-    .. '"p50_us": %%d, "p95_us": %%d}\\n', summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(95)))
+    .. '"p50_us": %%d, "p95_us": %%d, "p99_us": %%d}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99)))
 end
 """
 
@@ -110,7 +111,7 @@ def load_test(url: str, items: list[dict], clients: int, seconds: int) -> dict:
     if r["errors"] or r["non2xx"]:
         raise RuntimeError(f"load test had failures: {r}")
     return {"items_per_s": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50_us"] / 1000,
-            "p95_ms": r["p95_us"] / 1000, "requests": r["requests"]}
+            "p95_ms": r["p95_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "requests": r["requests"]}
 
 
 def serve(cmd: list[str], url: str, ready_path: str) -> subprocess.Popen:

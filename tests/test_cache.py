@@ -277,3 +277,28 @@ def test_scoring_goes_on_while_redis_is_stopped_stalled_and_restarted():
         server.stop()
         rs.signal(signal.SIGCONT)
         rs.kill()
+
+
+def test_a_changed_model_misses(pipeline):
+    shared = LocalCache()
+    open_items = [{"id": f"o{k}", "task": "open", "prompt": "Name a primary colour.", "response": r, "reference": "red"}
+                  for k, r in enumerate(["red", "blue", "a kind of red"])]
+
+    def with_model(**model) -> ProfileSet:
+        return ProfileSet.model_validate({"default": "p", "models": {"minilm": {"kind": "embedding", **model}},
+                                          "profiles": {"p": {"weights": {"accuracy": 1.0},
+                                                             "accuracy": {"model": "minilm"}}}})
+
+    def score_with(ps: ProfileSet):
+        with ScoringPipeline(Settings(), ps, math_pool=pipeline.math_pool, cache=shared) as p:
+            return run(p, open_items)
+
+    first = score_with(with_model())
+    assert all(r.accuracy.source == "model:minilm" and r.cached == [] for r in first)
+    again = score_with(with_model(load="lazy", batch={"max_batch_size": 2}))  # how it runs: not part of the key
+    assert all(r.cached == ["accuracy"] for r in again)
+    same_scores(first, again)
+    assert all(r.cached == [] for r in score_with(with_model(version="2")))  # new weights at the same path
+    rescaled = score_with(with_model(scale={"kind": "sigmoid"}))
+    assert all(r.cached == [] for r in rescaled)
+    assert [r.components["accuracy"] for r in rescaled] != [r.components["accuracy"] for r in first]

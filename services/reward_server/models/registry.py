@@ -54,6 +54,7 @@ class ModelRegistry:
 
             torch.set_num_threads(torch_threads)
         self._dtype = dtype
+        self._fingerprints: dict[str, dict] = {}
         self._slots = {name: _Slot(BACKENDS[cfg.kind](name, cfg, self.device, dtype)) for name, cfg in configs.items()}
 
     def start(self) -> None:
@@ -84,9 +85,13 @@ class ModelRegistry:
 
     def fingerprint(self, name: str) -> dict:
         """What a model's outputs depend on (not how it is batched or loaded): the cache key part."""
-        cfg = self._slots[name].backend.config
-        return {"config": cfg.model_dump(mode="json", exclude={"load", "batch", "timeout_s"}),
+        fp = self._fingerprints.get(name)
+        if fp is None:
+            cfg = self._slots[name].backend.config
+            fp = self._fingerprints[name] = {
+                "config": cfg.model_dump(mode="json", exclude={"load", "batch", "timeout_s"}),
                 "device": self.device.split(":")[0], "dtype": self._dtype}
+        return fp
 
     def labels(self, name: str) -> tuple[str, ...]:
         return self._slots[name].backend.labels
