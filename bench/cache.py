@@ -8,6 +8,8 @@ the cache, then fully from the cache; the round trips come from the server's own
 requests that are all in the cache.
 
     python -m bench.cache [--groups 32] [--json OUT]
+
+The same for a reward model (SmolLM2-135M with a scalar head) on open-ended items, with Redis.
 """
 from __future__ import annotations
 
@@ -21,9 +23,13 @@ import uuid
 
 import httpx
 
-from bench.models import load_test
+from bench.models import load_test, profiles_file
+from bench.models import workload as model_workload
 from bench.run import report
 from bench.workloads import math_groups
+from services.reward_server.pipeline import ScoringPipeline
+from services.reward_server.schema import ScoreRequest
+from services.reward_server.settings import Settings
 from tests.conftest import free_port, wait_until_up
 
 CONSTRAINTS = [
@@ -48,21 +54,22 @@ def round_trips(client: httpx.Client) -> float:
     return 0.0
 
 
-def bench_cache(kind: str, items: list[dict], repeat: int) -> dict:
+def bench_cache(kind: str, items: list[dict], repeat: int, profiles: str | None = None,
+                profile: str = "harmo") -> dict:
     port = free_port()
     env = {**os.environ, "HARMO_CACHE": kind, "HARMO_CACHE_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
            "HARMO_LOG_LEVEL": "WARNING"}
     if kind == "redis":
         env["HARMO_REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    proc = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port)],
-                            env=env)
+    cmd = [sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd + (["--profiles", profiles] if profiles else []), env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(proc, url + "/healthz", 120)
+        wait_until_up(proc, url + "/readyz", 300)
         with httpx.Client(base_url=url, timeout=300) as client:
             def timed(cache: bool) -> tuple[float, list[dict]]:
                 t = time.perf_counter()
-                r = client.post("/score", json={"profile": "harmo", "items": items, "cache": cache})
+                r = client.post("/score", json={"profile": profile, "items": items, "cache": cache})
                 r.raise_for_status()
                 return time.perf_counter() - t, r.json()["results"]
 
@@ -95,6 +102,23 @@ def bench_cache(kind: str, items: list[dict], repeat: int) -> dict:
     }
 
 
+def bench_in_process(items: list[dict], repeat: int) -> dict:
+    """The limit: the same request through the pipeline, without HTTP, in-process cache."""
+    body = {"profile": "harmo", "items": items}
+    with ScoringPipeline(Settings(cache="local")) as p:
+        def timed(cache: bool) -> float:
+            req = ScoreRequest.model_validate(body | {"cache": cache})
+            t = time.perf_counter()
+            p.score(req)
+            return time.perf_counter() - t
+
+        timed(False)
+        uncached = statistics.median(timed(False) for _ in range(repeat))
+        timed(True)
+        cached = statistics.median(timed(True) for _ in range(repeat))
+    return {"uncached_ms": uncached * 1000, "cached_ms": cached * 1000, "cached_vs_uncached": uncached / cached}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", type=int, default=32, help="GRPO math groups of 8 in the request")
@@ -102,7 +126,11 @@ def main() -> None:
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     items = workload(args.groups)
-    out = {kind: bench_cache(kind, items, args.repeat) for kind in ("redis", "local")}
+    out = {"in_process": bench_in_process(items, args.repeat)}
+    out |= {kind: bench_cache(kind, items, args.repeat) for kind in ("redis", "local")}
+    # Where the cache pays most: a reward model (SmolLM2-135M with a scalar head) on open items.
+    rm_items = model_workload(64, 20, 60, seed=4)
+    out["reward_model_redis"] = bench_cache("redis", rm_items, 3, profiles_file("rm", max_batch=16), "bench")
     report(out, args.json)
 
 

@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import json
 import re
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -158,10 +159,10 @@ class Profile(BaseModel):
         blob = json.dumps(content, sort_keys=True).encode()
         self._version = hashlib.sha256(blob).hexdigest()[:12]
 
-    @property
-    def components(self) -> list[str]:
+    @cached_property  # read per item and per stage: a plain attribute, not pydantic's private-attr lookup
+    def components(self) -> frozenset[str]:
         """Components to compute: those weighted, or those the formula names."""
-        return self._components
+        return frozenset(self._components)
 
     @property
     def version(self) -> str:
