@@ -222,10 +222,11 @@ def metric(url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def test_scoring_goes_on_while_redis_is_stopped_stalled_and_restarted():
+def test_scoring_goes_on_while_redis_is_stopped_stalled_and_restarted(tmp_path):
     rs = OwnRedis()
+    log = tmp_path / "server.log"
     server = Server(env={"HARMO_CACHE": "redis", "HARMO_REDIS_URL": rs.url, "HARMO_CACHE_RETRY_S": "0.2",
-                         "HARMO_CACHE_TIMEOUT_S": "0.2", "HARMO_MATH_WORKERS": "1"})
+                         "HARMO_CACHE_TIMEOUT_S": "0.2", "HARMO_MATH_WORKERS": "1"}, log=log)
     try:
         batches = [MIXED, math_group("r1", ["42", "7"]), math_group("r2", ["6 \\cdot 7", "43", "42"])]
         expected = [strip(post(server.url, b, cache=False)) for b in batches]
@@ -273,6 +274,9 @@ def test_scoring_goes_on_while_redis_is_stopped_stalled_and_restarted():
                 break
             assert time.monotonic() < deadline, "the cache did not come back"
             time.sleep(0.3)
+        # Logged once per interval (30 s), not once per failed call.
+        warnings = [json.loads(x) for x in log.read_text().splitlines() if "redis cache unavailable" in x]
+        assert len(warnings) == 1 and warnings[0]["level"] == "WARNING"
     finally:
         server.stop()
         rs.signal(signal.SIGCONT)
