@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from . import logs, metrics
 from .models.batcher import QueueFull
@@ -170,19 +171,24 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
     @app.post("/score", response_model=ScoreResponse,
               responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"},
                          503: {"description": "a model is saturated or loading; see Retry-After"}})
-    def score(req: ScoreRequest, request: Request) -> Response:
-        # A plain `def`: FastAPI runs it in its thread pool, so scoring never blocks the event loop.
+    async def score(req: ScoreRequest, request: Request) -> Response:
+        # Scoring runs in the thread pool, never on the event loop; a request whose groups wait
+        # for members from other requests waits here, on the loop, holding no thread.
         info = request.scope["harmo"]
         info["items"] = len(req.items)
         check_limits(req, settings)
+        pipeline = state["pipeline"]
         try:
-            out = state["pipeline"].score(req)
-            info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
+            pending = await run_in_threadpool(pipeline.begin, req)
         except UnknownProfile as exc:
             raise HTTPException(422, str(exc)) from None
         except (QueueFull, ModelNotReady) as exc:
             # Back-pressure: the caller retries; nothing queues without bound.
             raise HTTPException(503, str(exc), headers={"Retry-After": str(max(1, round(exc.retry_after_s)))}) from None
+        if pending.groups:
+            await pending.wait_async()
+        out = await run_in_threadpool(pipeline.finish, pending)
+        info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
         # Already validated by construction: serialise once, skip FastAPI's re-validation.
         return Response(out.model_dump_json(), media_type="application/json")
 

@@ -29,3 +29,5 @@ CACHE_HITS = Counter("harmo_cache_hits_total", "Result cache hits by component",
 CACHE_MISSES = Counter("harmo_cache_misses_total", "Result cache misses by component", ["component"])
 CACHE_ROUND_TRIPS = Counter("harmo_cache_round_trips_total", "Round trips to Redis")
 REDIS_ERRORS = Counter("harmo_redis_errors_total", "Failed Redis operations (scoring went on uncached)", ["op"])
+GROUPS = Counter("harmo_groups_total", "Cross-request GRPO groups computed, complete or at their deadline", ["status"])
+GROUPS_OPEN = Gauge("harmo_groups_open", "Cross-request GRPO groups waiting for members")

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import metrics
 from .cache import Cache, code_version, dumps, loads_many, make_cache, make_key
+from .groups import Group, GroupAssembler
 from .math_pool import GroupJob, MathWorkerPool
 from .models.base import ModelInput, ModelOutput
 from .models.registry import ModelRegistry
@@ -44,7 +45,7 @@ class UnknownProfile(LookupError):
     pass
 
 
-_KNOWN = {"accuracy", "format", "length", "instruction", "reward"}
+_KNOWN = {"accuracy", "format", "length", "instruction", "reward", "group"}
 
 
 @dataclass
@@ -68,6 +69,21 @@ class _Work:
     fresh: dict[str, Any] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
     transient: bool = False  # the accuracy verdict stands in for a failed model: never cached
+
+    def note_group_error(self, code: str, message: str) -> None:
+        self.errors.append(ItemError(component="group", code=code, message=message))
+
+
+@dataclass
+class Pending:
+    """A request scored but for the groups it joined; ``finish`` it once they are computed."""
+
+    works: list[_Work]
+    groups: list[Group]
+
+    async def wait_async(self) -> None:
+        for g in self.groups:
+            await g.wait_async()
 
 
 @contextmanager
@@ -94,8 +110,11 @@ class ScoringPipeline:
             self.models.start()
         self._own_cache = cache is None
         self.cache = cache if cache is not None else make_cache(self.settings)
+        self.groups = GroupAssembler(self._group_parts, self._group_components,
+                                     self.settings.group_wait_s, self.settings.group_keep_s)
 
     def close(self) -> None:
+        self.groups.close()
         if self._own_cache:
             self.cache.close()
         if self._own_pool:
@@ -111,6 +130,15 @@ class ScoringPipeline:
 
     # ---------------------------------------------------------------------------------
     def score(self, request: ScoreRequest) -> ScoreResponse:
+        """Score a request; blocks while a group it joined waits for members from other requests."""
+        pending = self.begin(request)
+        for g in pending.groups:
+            g.wait()
+        return self.finish(pending)
+
+    def begin(self, request: ScoreRequest) -> "Pending":
+        """Everything but the parts of groups that span requests; those are joined, to be awaited
+        (``Pending.groups``) before ``finish``."""
         works = [_Work(item, self._profile_for(request.profile, item)) for item in request.items]
         for w in works:
             if "accuracy" in w.profile.components:
@@ -133,12 +161,24 @@ class ScoringPipeline:
                     cfg = w.profile.format
                     w.components["format"] = format_reward(w.item.response, pattern=cfg.pattern, mode=cfg.mode,
                                                            tags=cfg.tags)
-        with _timed("length"):
-            self._length(works)
-            self._normalize(works)
         if request.cache:
             with _timed("cache_write"):
                 self._cache_write(works)
+        with _timed("length"):
+            self._group_parts([w for w in works if w.item.group_size is None])
+        spanning: dict[tuple[str, str, str], list[_Work]] = defaultdict(list)
+        for w in works:
+            if w.item.group_size is not None:
+                spanning[(w.profile.name, w.profile.version, w.item.group_id)].append(w)  # type: ignore[arg-type]
+        groups = []
+        for key, members in spanning.items():
+            expected = max(w.item.group_size for w in members)  # type: ignore[type-var]
+            groups.append(self.groups.join(key, expected, [(w.item.id, w) for w in members]))  # type: ignore[misc]
+        metrics.GROUPS_OPEN.set(self.groups.pending())
+        return Pending(works, groups)
+
+    def finish(self, pending: "Pending") -> ScoreResponse:
+        works = pending.works
         results = [self._result(w) for w in works]
         for w, r in zip(works, results):
             status = "null" if r.reward is None else "error" if r.errors else "ok"
@@ -414,6 +454,16 @@ class ScoringPipeline:
         return text_of(users[-1].content) if users else ""
 
     # -- group aspects -------------------------------------------------------------
+    def _group_parts(self, works: list[_Work]) -> None:
+        """The group-relative components, over the groups among ``works``."""
+        self._length(works)
+        self._normalize(works)
+
+    @staticmethod
+    def _group_components(w: _Work) -> list[str]:
+        p = w.profile
+        return (["length"] if "length" in p.components else []) + (list(p.normalize.components) if p.normalize else [])
+
     @staticmethod
     def _groups(works: list[_Work], wanted) -> list[list[_Work]]:
         """Members of each GRPO group (per profile) among the items ``wanted`` selects."""

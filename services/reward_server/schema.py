@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Task = Literal["auto", "math", "choice", "number", "text", "ocr", "vqa", "chart", "open"]
 Verdict = Literal["correct", "incorrect", "partial", "unverifiable", "error"]
@@ -36,6 +36,10 @@ class ScoreItem(BaseModel):
 
     id: str | None = None
     group_id: str | None = Field(default=None, description="Items sharing it form one GRPO group.")
+    group_size: int | None = Field(
+        default=None, ge=1, le=65536,
+        description="The group's size when its members may arrive in separate requests: the server waits "
+        "for that many distinct ids (or its group deadline) before computing the group's relative parts.")
     data_source: str | None = None
     task: Task = "auto"
     prompt: str | None = None
@@ -53,6 +57,12 @@ class ScoreItem(BaseModel):
         if isinstance(v, list) and not v:
             raise ValueError("reference list must not be empty (omit the field instead)")
         return v
+
+    @model_validator(mode="after")
+    def _group_size_needs_ids(self) -> "ScoreItem":
+        if self.group_size is not None and (self.group_id is None or self.id is None):
+            raise ValueError("group_size needs group_id and a member id (id) unique within the group")
+        return self
 
     def references(self) -> list[str]:
         if self.reference is None:

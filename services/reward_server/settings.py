@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(200_000, gt=0, description="in-process cache size")
     cache_timeout_s: float = Field(0.25, gt=0, description="a Redis call slower than this fails (scoring goes on)")
     cache_retry_s: float = Field(1.0, gt=0, description="after a Redis failure, how long the cache steps aside")
+    # Groups whose members arrive in separate requests (items with group_size).
+    group_wait_s: float = Field(60.0, gt=0, description="how long a group waits for its members")
+    group_keep_s: float = Field(600.0, gt=0, description="how long a computed group answers retried members")
     # Logs.
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
