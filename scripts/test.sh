@@ -25,6 +25,15 @@ if [ ! -x .venv-vllm/bin/python ] || ! .venv-vllm/bin/python -c "import vllm" 2>
 fi
 export HARMO_VLLM_PYTHON=${HARMO_VLLM_PYTHON:-$PWD/.venv-vllm/bin/python}
 
+# veRL (the trainer integration) in an environment of its own too: it pins transformers < 5.11.
+if [ ! -x .venv-trainer/bin/python ] || ! .venv-trainer/bin/python -c "import verl, trainer.verl_reward" 2>/dev/null; then
+  "$PY" -m venv .venv-trainer
+  .venv-trainer/bin/python -m pip install --quiet --upgrade pip
+  .venv-trainer/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
+  .venv-trainer/bin/python -m pip install --quiet -e '.[verl]'
+fi
+export HARMO_TRAINER_PYTHON=${HARMO_TRAINER_PYTHON:-$PWD/.venv-trainer/bin/python}
+
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_up() { .venv/bin/python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()" "$REDIS_URL" 2>/dev/null; }
 if ! redis_up; then

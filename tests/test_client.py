@@ -1,0 +1,193 @@
+"""The reward client against live servers: batching, routing by group, retries, deadlines."""
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+
+import httpx
+import pytest
+
+from services.reward_server.schema import ScoreItem
+from tests.conftest import Server, free_port
+from trainer.client import (AsyncRewardClient, RewardClient, RewardRequestError, RewardServiceUnavailable,
+                            plan_batches)
+from trainer.verl_reward import build_item, extra_info_of
+
+
+def groups(n: int, size: int = 8, tag: str = "g") -> list[dict]:
+    return [{"id": f"{tag}{g}-{k}", "group_id": f"{tag}{g}", "reference": str(g),
+             "response": f"<think>{'x ' * (k + 1)}</think><answer>\\boxed{{{g if k % 3 else g + 1}}}</answer>"}
+            for g in range(n) for k in range(size)]
+
+
+def test_batches_keep_groups_whole_and_on_one_server():
+    items = [ScoreItem.model_validate(i) for i in groups(20, 8)] + [ScoreItem(response="x") for _ in range(5)]
+    batches = plan_batches(items, n_urls=3, max_batch_items=20)
+    assert sorted(i for _, b in batches for i in b) == list(range(len(items)))
+    for url, b in batches:
+        assert len(b) <= 20
+    where: dict[str, set[int]] = {}
+    for url, b in batches:
+        for i in b:
+            if items[i].group_id:
+                where.setdefault(items[i].group_id, set()).add(url)
+    assert all(len(u) == 1 for u in where.values())
+    # stable across processes and calls: routing is a function of the group id alone
+    assert plan_batches(items, 3, 20) == batches
+    assert len({next(iter(u)) for u in where.values()}) == 3
+
+
+def test_sync_and_async_clients_equal_direct_calls(server):
+    items = groups(6)
+    direct = httpx.post(f"{server.url}/score", json={"items": items}, timeout=60).json()["results"]
+    with RewardClient([server.url, server.url], max_batch_items=16) as c:
+        got = [r.model_dump(mode="json") for r in c.score(items)]
+    assert got == direct
+
+    async def run():
+        async with AsyncRewardClient(server.url, max_batch_items=8) as c:
+            return [r.model_dump(mode="json") for r in await c.score(items)]
+    assert asyncio.run(run()) == direct
+
+
+def test_refused_requests_raise_with_the_servers_message(server):
+    with RewardClient(server.url, deadline_s=10) as c:
+        with pytest.raises(RewardRequestError, match="unknown profile"):
+            c.score([{"response": "x"}], profile="nope")
+
+
+def test_unreachable_past_the_deadline_is_one_clear_error():
+    with RewardClient(f"http://127.0.0.1:{free_port()}", deadline_s=1.5, backoff_s=0.05) as c:
+        t = time.monotonic()
+        with pytest.raises(RewardServiceUnavailable, match="deadline"):
+            c.score([{"response": "x"}])
+        assert time.monotonic() - t < 5
+
+
+def test_retry_after_is_honoured():
+    """A server that answers 503 with Retry-After: 1 twice, then scores."""
+    import http.server
+    import json as _json
+
+    calls: list[float] = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["content-length"]))
+            calls.append(time.monotonic())
+            if len(calls) <= 2:
+                self.send_response(503)
+                self.send_header("Retry-After", "1")
+                self.end_headers()
+                return
+            body = _json.dumps({"profile": "p", "profile_version": "v", "results": [
+                {"reward": 1.0, "accuracy": {"source": "rule:text", "verdict": "correct", "confidence": 1.0}}]})
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with RewardClient(f"http://127.0.0.1:{srv.server_port}", backoff_s=0.01, rng=random.Random(0)) as c:
+            [r] = c.score([{"response": "x"}])
+        assert r.reward == 1.0 and len(calls) == 3
+        assert calls[1] - calls[0] >= 0.95 and calls[2] - calls[1] >= 0.95
+    finally:
+        srv.shutdown()
+
+
+def test_a_server_restarted_mid_batch_loses_and_duplicates_nothing(tmp_path):
+    """Single-item requests of whole groups (group_size) from many tasks; the server is killed and
+    started again on the same port while they run. Every item gets the reward one /score call over
+    its whole group gives: nothing lost, nothing counted twice, no zeros standing in for rewards."""
+    port = free_port()
+    env = {"HARMO_MATH_WORKERS": "1", "HARMO_GROUP_WAIT_S": "30"}
+    items = groups(12, 8, tag="r")
+    ref_server = Server(env=env)
+    try:
+        ref = {r["id"]: r for r in httpx.post(f"{ref_server.url}/score", json={"items": items},
+                                              timeout=60).json()["results"]}
+    finally:
+        ref_server.stop()
+    server = _ServerOnPort(port, env)
+    try:
+        async def run():
+            async with AsyncRewardClient(f"http://127.0.0.1:{port}", deadline_s=120, backoff_s=0.1,
+                                         backoff_max_s=1.0) as c:
+                async def one(item, delay):
+                    await asyncio.sleep(delay)
+                    [r] = await c.score([item | {"group_size": 8}])
+                    return r
+
+                # member k of every group is sent at k * 0.3 s: when the server dies at 1 s, half of
+                # each group is waiting in it, and the other half is still to come
+                tasks = [asyncio.create_task(one(i, 0.3 * (n % 8))) for n, i in enumerate(items)]
+                await asyncio.sleep(1.0)
+                server.kill()
+                await asyncio.sleep(0.5)
+                server.start()
+                results = await asyncio.gather(*tasks)
+                return results, c.retries
+        results, retries = asyncio.run(run())
+    finally:
+        server.kill()
+    assert retries >= 12  # the waiting members (at least one per group) were sent again
+    assert len(results) == len(items)
+    for item, r in zip(items, results):
+        want = ref[item["id"]]
+        assert r.id == item["id"]
+        assert (r.reward, r.components) == (want["reward"], want["components"]), (item["id"], r.details)
+        assert r.details["group"]["complete"] and r.details["group"]["members"] == 8
+
+
+class _ServerOnPort:
+    """A reward server on a fixed port that can be killed and started again."""
+
+    def __init__(self, port: int, env: dict[str, str]) -> None:
+        self.port, self.env = port, env
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from tests.conftest import ROOT, wait_until_up
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port",
+                                      str(self.port), "--log-level", "warning"], env={**os.environ, **self.env},
+                                     cwd=ROOT)
+        wait_until_up(self.proc, f"http://127.0.0.1:{self.port}/healthz", 60)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_verl_fields_to_item_and_back():
+    item = build_item(data_source="mmmu_val", ground_truth=["B"], extra_info={
+        "task": "choice", "choices": ["a", "b"], "index": 3,
+        "constraints": [{"id": "punctuation:no_comma", "kwargs": {"num_words": None}}]},
+        response="B", uid="u1", group_size=8, response_length=12, prompt="Q?")
+    ScoreItem.model_validate(item)
+    assert item["group_id"] == "u1" and item["group_size"] == 8 and item["reference"] == ["B"]
+    assert item["constraints"] == [{"id": "punctuation:no_comma", "kwargs": {}}]
+    assert item["metadata"] == {"response_length": 12}
+
+    from services.reward_server.schema import ScoreResult
+    null = ScoreResult.model_validate({"id": "x", "reward": None, "accuracy": {
+        "source": "none:open", "verdict": "unverifiable", "confidence": 0.0},
+        "errors": [{"component": "reward", "code": "no_components", "message": "nothing applies"}]})
+    with pytest.raises(Exception, match="no_components"):
+        extra_info_of(null, ["accuracy"], "raise")
+    score, info = extra_info_of(null, ["accuracy"], -1.0)
+    assert score == -1.0 and info["reward_null"] == 1.0 and info["accuracy"] != info["accuracy"]  # NaN

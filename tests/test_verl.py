@@ -1,0 +1,37 @@
+"""The veRL reward manager inside veRL's own reward loop (its environment: HARMO_TRAINER_PYTHON)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.model_fixtures import smollm2_dir
+
+TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-trainer" / "bin" / "python"))
+
+
+@pytest.mark.timeout(600)
+def test_verl_reward_loop_equals_one_score_call(server):
+    proc = subprocess.run([TRAINER_PYTHON, "tests/verl_loop.py", "--server", server.url, "--tokenizer",
+                           str(smollm2_dir()), "--groups", "6", "--workers", "2"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=540,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout)
+    ref = out["reference"]
+    assert len(ref) == len(out["rm_at_last_token"]) == 48
+    # The reward sits on the last valid response token, and nowhere else.
+    assert out["rm_elsewhere_zero"]
+    for got, r in zip(out["rm_at_last_token"], ref):
+        assert got == pytest.approx(r["reward"], abs=1e-6)  # rm_scores are float32
+    # Every component, per sample, under the same keys for all: NaN (null here) where it does not apply.
+    assert out["extra_keys"] == ["accuracy", "format", "instruction", "length", "acc", "reward_null"]
+    for key in ("accuracy", "format", "instruction", "length"):
+        assert out["extra"][key] == [r["components"].get(key) for r in ref], key
+    assert out["extra"]["acc"] == [{"correct": 1.0, "incorrect": 0.0}.get(r["accuracy"]["verdict"]) for r in ref]
+    assert set(out["extra"]["reward_null"]) == {0.0}
+    # Group-relative parts were there: members that arrived one per request were scored as a group.
+    assert sum(v != 0 for v in out["extra"]["length"] if v is not None) >= 4

@@ -1,0 +1,248 @@
+"""The reward client: sync and async, over pooled HTTP connections to one or more reward servers.
+
+Needs only httpx and the contract (``services.reward_server.schema``, pydantic): a trainer or
+rollout environment installs ``harmo[trainer]`` without the server's dependencies.
+
+- Items go in batches of at most ``max_batch_items``; a GRPO group is never split across
+  batches, and a group always goes to the same server (a stable hash of its id), so that
+  servers assembling groups across requests see all of a group's members.
+- Connection errors, timeouts, 429, 502, 503 and 504 are retried with exponential backoff and
+  full jitter, waiting at least what ``Retry-After`` asks; a request never outlives its
+  deadline. Anything else (422, 413, ...) raises ``RewardRequestError`` with the server's message.
+- When the service stays unreachable past the deadline, ``RewardServiceUnavailable`` is
+  raised: a training step never gets made-up rewards.
+- The connection pool is unbounded by default: a member of a group spanning requests waits in
+  the server until its group is complete, and a bounded pool would keep the rest of the group
+  queued behind it until the group's deadline.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import httpx
+
+from services.reward_server.schema import ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
+
+RETRY_STATUS = {429, 502, 503, 504}
+
+
+class RewardClientError(RuntimeError):
+    """Base of the client's errors."""
+
+
+class RewardServiceUnavailable(RewardClientError):
+    """No server answered within the deadline (after retries)."""
+
+
+class RewardRequestError(RewardClientError):
+    """A server refused the request (4xx other than 429); retrying would not help."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"reward server answered {status}: {message}")
+        self.status = status
+
+
+def _stable_hash(key: str) -> int:
+    # the same in every process (Python's hash() is salted per process)
+    return zlib.crc32(key.encode())
+
+
+def plan_batches(items: Sequence[ScoreItem], n_urls: int, max_batch_items: int) -> list[tuple[int, list[int]]]:
+    """``(url index, item indexes)`` batches: groups whole and on their server, items in order."""
+    units: dict[tuple[int, str], list[int]] = {}
+    loose = itertools.count()
+    for i, item in enumerate(items):
+        key = item.group_id if item.group_id is not None else f"\0{item.id if item.id is not None else next(loose)}"
+        units.setdefault((_stable_hash(key) % n_urls, key), []).append(i)
+    batches: list[tuple[int, list[int]]] = []
+    current: dict[int, list[int]] = {}
+    for (url, _), idx in units.items():
+        batch = current.setdefault(url, [])
+        if batch and len(batch) + len(idx) > max_batch_items:
+            batches.append((url, batch))
+            batch = current[url] = []
+        batch.extend(idx)
+    batches.extend((url, b) for url, b in current.items() if b)
+    return batches
+
+
+class _Policy:
+    def __init__(self, deadline_s: float, attempt_timeout_s: float, backoff_s: float, backoff_max_s: float,
+                 rng: random.Random | None = None) -> None:
+        self.deadline_s = deadline_s
+        self.attempt_timeout_s = attempt_timeout_s
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.rng = rng or random.Random()
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        d = self.rng.uniform(0, min(self.backoff_max_s, self.backoff_s * 2 ** attempt))  # full jitter
+        if retry_after:
+            try:
+                d = max(d, float(retry_after))
+            except ValueError:
+                pass
+        return d
+
+
+def _prepare(items: Iterable[ScoreItem | dict[str, Any]]) -> list[ScoreItem]:
+    return [i if isinstance(i, ScoreItem) else ScoreItem.model_validate(i) for i in items]
+
+
+def _body(profile: str | None, items: list[ScoreItem], cache: bool) -> bytes:
+    return ScoreRequest(profile=profile, items=items, cache=cache).model_dump_json(exclude_none=True).encode()
+
+
+def _parse(resp: httpx.Response, n: int) -> ScoreResponse:
+    out = ScoreResponse.model_validate_json(resp.content)
+    if len(out.results) != n:
+        raise RewardClientError(f"the server returned {len(out.results)} results for {n} items")
+    return out
+
+
+def _refused(resp: httpx.Response) -> RewardRequestError:
+    try:
+        detail = resp.json().get("detail", resp.text)
+    except ValueError:
+        detail = resp.text
+    return RewardRequestError(resp.status_code, str(detail)[:2000])
+
+
+class RewardClient:
+    """Blocking client. ``score(items)`` returns one ``ScoreResult`` per item, in order."""
+
+    def __init__(self, urls: str | Sequence[str], *, deadline_s: float = 600.0, attempt_timeout_s: float = 300.0,
+                 max_batch_items: int = 512, backoff_s: float = 0.25, backoff_max_s: float = 10.0,
+                 max_connections: int | None = None, headers: dict[str, str] | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        if not self.urls:
+            raise ValueError("at least one reward server URL is needed")
+        self.max_batch_items = max_batch_items
+        self._policy = _Policy(deadline_s, attempt_timeout_s, backoff_s, backoff_max_s, rng)
+        self._http = httpx.Client(limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+                                  headers={"content-type": "application/json", **(headers or {})})
+        self.retries = 0  # attempts that failed and were tried again
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "RewardClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def score(self, items: Iterable[ScoreItem | dict[str, Any]], profile: str | None = None,
+              cache: bool = True) -> list[ScoreResult]:
+        prepared = _prepare(items)
+        out: list[ScoreResult | None] = [None] * len(prepared)
+        deadline = time.monotonic() + self._policy.deadline_s
+        for url, idx in plan_batches(prepared, len(self.urls), self.max_batch_items):
+            resp = self._post(self.urls[url], _body(profile, [prepared[i] for i in idx], cache), deadline)
+            for i, r in zip(idx, _parse(resp, len(idx)).results):
+                out[i] = r
+        return out  # type: ignore[return-value]
+
+    def _post(self, url: str, body: bytes, deadline: float) -> httpx.Response:
+        p = self._policy
+        last = "no attempt"
+        for attempt in itertools.count():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                resp = self._http.post(f"{url}/score", content=body, timeout=min(left, p.attempt_timeout_s))
+            except httpx.TransportError as exc:  # connect/read errors and timeouts
+                last, retry_after = f"{type(exc).__name__}: {exc}", None
+            else:
+                if resp.status_code == 200:
+                    return resp
+                if resp.status_code not in RETRY_STATUS:
+                    raise _refused(resp)
+                last, retry_after = f"HTTP {resp.status_code}", resp.headers.get("retry-after")
+            self.retries += 1
+            time.sleep(max(0.0, min(p.delay(attempt, retry_after), deadline - time.monotonic())))
+        raise RewardServiceUnavailable(f"{url}: no answer within the {p.deadline_s:g}s deadline ({last})")
+
+
+class AsyncRewardClient:
+    """The same client for asyncio; batches are sent concurrently."""
+
+    def __init__(self, urls: str | Sequence[str], *, deadline_s: float = 600.0, attempt_timeout_s: float = 300.0,
+                 max_batch_items: int = 512, backoff_s: float = 0.25, backoff_max_s: float = 10.0,
+                 max_connections: int | None = None, headers: dict[str, str] | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        if not self.urls:
+            raise ValueError("at least one reward server URL is needed")
+        self.max_batch_items = max_batch_items
+        self._policy = _Policy(deadline_s, attempt_timeout_s, backoff_s, backoff_max_s, rng)
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+        self._headers = {"content-type": "application/json", **(headers or {})}
+        self._http: httpx.AsyncClient | None = None
+        self.retries = 0  # attempts that failed and were tried again
+
+    def _client(self) -> httpx.AsyncClient:
+        # created on first use, inside the event loop that uses it
+        if self._http is None:
+            self._http = httpx.AsyncClient(limits=self._limits, headers=self._headers)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncRewardClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def score(self, items: Iterable[ScoreItem | dict[str, Any]], profile: str | None = None,
+                    cache: bool = True) -> list[ScoreResult]:
+        prepared = _prepare(items)
+        deadline = time.monotonic() + self._policy.deadline_s
+        batches = plan_batches(prepared, len(self.urls), self.max_batch_items)
+
+        async def one(url: int, idx: list[int]) -> list[ScoreResult]:
+            resp = await self._post(self.urls[url], _body(profile, [prepared[i] for i in idx], cache), deadline)
+            return _parse(resp, len(idx)).results
+
+        parts = await asyncio.gather(*(one(u, idx) for u, idx in batches))
+        out: list[ScoreResult | None] = [None] * len(prepared)
+        for (_, idx), results in zip(batches, parts):
+            for i, r in zip(idx, results):
+                out[i] = r
+        return out  # type: ignore[return-value]
+
+    async def _post(self, url: str, body: bytes, deadline: float) -> httpx.Response:
+        p = self._policy
+        last = "no attempt"
+        for attempt in itertools.count():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                resp = await self._client().post(f"{url}/score", content=body, timeout=min(left, p.attempt_timeout_s))
+            except httpx.TransportError as exc:
+                last, retry_after = f"{type(exc).__name__}: {exc}", None
+            else:
+                if resp.status_code == 200:
+                    return resp
+                if resp.status_code not in RETRY_STATUS:
+                    raise _refused(resp)
+                last, retry_after = f"HTTP {resp.status_code}", resp.headers.get("retry-after")
+            self.retries += 1
+            await asyncio.sleep(max(0.0, min(p.delay(attempt, retry_after), deadline - time.monotonic())))
+        raise RewardServiceUnavailable(f"{url}: no answer within the {p.deadline_s:g}s deadline ({last})")
+
+
+__all__ = ["RewardClient", "AsyncRewardClient", "RewardClientError", "RewardServiceUnavailable",
+           "RewardRequestError", "plan_batches"]

@@ -1,0 +1,200 @@
+"""A veRL reward manager whose rewards come from the harmo reward server, over HTTP.
+
+Use it with ``reward.reward_manager.name=harmo`` (this module imported in every process, which
+``trainer/main_ppo.py`` and its Ray worker setup hook do), or without importing anything first:
+``reward.reward_manager.source=importlib reward.reward_manager.module.path=<this file>
+reward.reward_manager.name=HarmoRewardManager``. Settings come from ``reward.reward_kwargs.harmo``:
+
+    urls: [http://reward-server:8000]   # or $HARMO_REWARD_URLS, comma-separated
+    profile: harmo                      # null: by data_source on the server
+    deadline_s: 600                     # per sample, retries included
+    null_reward: raise                  # or a number, counted in reward_extra_info.reward_null
+    send_images: false                  # attach the rollout's images (data URLs) for VLM rewards
+
+veRL scores each sample on its own (``run_single``), possibly while the rest of its group is
+still generating. Each item carries its GRPO group (``uid``) and the group's size (the rollout
+``n``), so the server computes the group-relative parts over the whole group, by its own code.
+The response's token count goes with it as ``metadata.response_length``.
+
+``reward_extra_info`` has the same keys for every sample (veRL stacks them): every component the
+profile weighs (NaN where it does not apply to a sample), ``acc`` (1 for a correct verdict, 0
+for an incorrect one, NaN when no rule decided), and ``reward_null``.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import uuid
+from typing import Any
+
+from trainer.client import AsyncRewardClient, RewardClientError
+
+try:  # veRL is there in a trainer environment; the adapter logic below is importable without it
+    from verl.experimental.reward_loop.reward_manager import register
+    from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+except ImportError:  # pragma: no cover - exercised only where veRL is absent
+    RewardManagerBase = object  # type: ignore[assignment,misc]
+
+    def register(name):  # type: ignore[no-redef]
+        return lambda cls: cls
+
+
+def setup_worker() -> None:
+    """Ray ``worker_process_setup_hook``: importing this module registered the manager."""
+
+
+def plain(x: Any) -> Any:
+    """numpy arrays/scalars (as parquet and DataProto hold them) to plain Python."""
+    if hasattr(x, "tolist"):
+        return plain(x.tolist())
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items() if v is not None}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    return x
+
+
+def _image_url(img: Any) -> str | None:
+    if isinstance(img, str):
+        return img
+    if isinstance(img, dict) and isinstance(img.get("bytes"), (bytes, bytearray)):
+        return "data:image/png;base64," + base64.b64encode(img["bytes"]).decode()
+    if hasattr(img, "save"):  # PIL
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return None
+
+
+def build_item(*, data_source: Any, ground_truth: Any, extra_info: dict | None, response: str, uid: Any,
+               group_size: int | None, response_length: int | None, prompt: str | None = None,
+               messages: list | None = None, images: list | None = None) -> dict:
+    """A ``ScoreItem`` (as a dict) from veRL's per-sample fields."""
+    extra = plain(extra_info or {})
+    item: dict[str, Any] = {"id": uuid.uuid4().hex, "response": response}
+    if data_source is not None:
+        item["data_source"] = str(data_source)
+    gt = plain(ground_truth)
+    if gt is not None and gt != "":
+        item["reference"] = [str(g) for g in gt] if isinstance(gt, list) else str(gt)
+    for key in ("task", "choices", "constraints"):
+        if extra.get(key) is not None:
+            item[key] = extra[key]
+    if item.get("constraints"):
+        item["constraints"] = [{"id": c["id"], "kwargs": {k: v for k, v in (c.get("kwargs") or {}).items()
+                                                          if v is not None}} for c in item["constraints"]]
+    if messages:
+        item["messages"] = [{"role": m["role"], "content": m["content"]} for m in plain(messages)]
+    elif prompt is not None:
+        item["prompt"] = prompt
+    urls = [u for u in (_image_url(i) for i in (images or extra.get("images") or [])) if u]
+    if urls:
+        item["images"] = urls
+    if uid is not None:
+        item["group_id"] = str(uid)
+        if group_size:
+            item["group_size"] = int(group_size)
+    if response_length is not None:
+        item["metadata"] = {"response_length": int(response_length)}
+    return item
+
+
+def extra_info_of(result: Any, keys: list[str], null_reward: str | float) -> tuple[float, dict[str, float]]:
+    """veRL's ``(score, reward_extra_info)`` from a ``ScoreResult``."""
+    info = {k: float(result.components[k]) if k in result.components else math.nan for k in keys}
+    verdict = result.accuracy.verdict
+    info["acc"] = 1.0 if verdict == "correct" else 0.0 if verdict == "incorrect" else math.nan
+    info["reward_null"] = 0.0
+    if result.reward is not None:
+        return float(result.reward), info
+    if null_reward == "raise":
+        why = "; ".join(f"{e.component}/{e.code}: {e.message}" for e in result.errors) or "no reason given"
+        raise RewardClientError(f"the reward server gave no reward for item {result.id}: {why}")
+    info["reward_null"] = 1.0
+    return float(null_reward), info
+
+
+@register("harmo")
+class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
+    """Rewards from the harmo reward server for veRL's reward loop."""
+
+    def __init__(self, config, tokenizer, compute_score=None, reward_router_address=None,
+                 reward_model_tokenizer=None, **_: Any) -> None:
+        super().__init__(config, tokenizer, compute_score)
+        kw = plain(_get(config, "reward", "reward_kwargs", "harmo") or {})
+        urls = kw.get("urls") or os.environ.get("HARMO_REWARD_URLS", "").split(",")
+        self.urls = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls) if u and u.strip()]
+        if not self.urls:
+            raise ValueError("no reward server: set reward.reward_kwargs.harmo.urls or HARMO_REWARD_URLS")
+        self.profile = kw.get("profile")
+        self.null_reward = kw.get("null_reward", "raise")
+        self.send_images = bool(kw.get("send_images", False))
+        self.deadline_s = float(kw.get("deadline_s", 600))
+        self.n = int(_get(config, "actor_rollout_ref", "rollout", "n") or 1)
+        self.val_n = int(_get(config, "actor_rollout_ref", "rollout", "val_kwargs", "n") or 1)
+        self.client = AsyncRewardClient(self.urls, deadline_s=self.deadline_s)
+        self.keys = [str(k) for k in kw.get("components", [])] or _profile_components(
+            self.urls[0], self.profile, self.deadline_s)
+
+    async def run_single(self, data) -> dict:
+        data = data[-1:]  # multi-sequence outputs: the last sequence is the response
+        d = data[0]
+        response_ids = d.batch["responses"]
+        n_valid = int(d.batch["attention_mask"][-response_ids.shape[-1]:].sum())
+        nt = d.non_tensor_batch
+        response = await self.loop.run_in_executor(
+            None, lambda: self.tokenizer.decode(response_ids[:n_valid], skip_special_tokens=True))
+        raw_prompt = nt.get("raw_prompt")
+        prompt = None
+        if raw_prompt is None and "prompts" in d.batch:
+            ids = d.batch["prompts"]
+            mask = d.batch["attention_mask"][: ids.shape[-1]].bool()
+            prompt = self.tokenizer.decode(ids[mask], skip_special_tokens=True)
+        images = None
+        if self.send_images:
+            mm = nt.get("multi_modal_data") or {}
+            images = list(mm.get("image") or mm.get("images") or [])
+        validate = bool(data.meta_info.get("validate", False))
+        item = build_item(data_source=nt.get("data_source"), ground_truth=(nt.get("reward_model") or {}).get(
+                              "ground_truth"), extra_info=nt.get("extra_info"), response=response,
+                          uid=nt.get("uid"), group_size=self.val_n if validate else self.n,
+                          response_length=n_valid, prompt=prompt, messages=plain(raw_prompt) if raw_prompt is not None
+                          else None, images=images)
+        [result] = await self.client.score([item], profile=self.profile)
+        score, info = extra_info_of(result, self.keys, self.null_reward)
+        return {"reward_score": score, "reward_extra_info": info}
+
+
+def _get(cfg: Any, *path: str) -> Any:
+    for p in path:
+        if cfg is None:
+            return None
+        cfg = cfg.get(p) if hasattr(cfg, "get") else getattr(cfg, p, None)
+    return cfg
+
+
+def _profile_components(url: str, profile: str | None, wait_s: float = 300.0) -> list[str]:
+    """The components the profile weighs (every profile's, when the server picks by data_source),
+    from the server, waiting for it to come up: the same keys for every sample."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            body = httpx.get(f"{url}/v1/profiles", timeout=30).raise_for_status().json()
+            break
+        except httpx.HTTPError as exc:
+            if time.monotonic() > deadline:
+                raise RewardClientError(f"{url}/v1/profiles: no answer within {wait_s:g}s ({exc})") from None
+            time.sleep(1.0)
+    chosen = [p for p in body["profiles"] if profile is None or p["name"] == profile]
+    if not chosen:
+        raise ValueError(f"the reward server has no profile {profile!r}")
+    return sorted({k for p in chosen for k in p["weights"]})
+
+
+__all__ = ["HarmoRewardManager", "build_item", "extra_info_of", "setup_worker"]
