@@ -191,3 +191,41 @@ def test_verl_fields_to_item_and_back():
         extra_info_of(null, ["accuracy"], "raise")
     score, info = extra_info_of(null, ["accuracy"], -1.0)
     assert score == -1.0 and info["reward_null"] == 1.0 and info["accuracy"] != info["accuracy"]  # NaN
+
+
+def test_openrlhf_get_reward(server):
+    prompts = ["Q: 2+2? A:", "Q: 2+2? A:", "Q: capital of France? A:"]
+    responses = [" <think>add</think><answer>\\boxed{4}</answer>", " <think>hmm</think><answer>\\boxed{5}</answer>",
+                 " <think>easy</think><answer>Paris</answer>"]
+    labels = ["4", "4", "Paris"]
+    r = httpx.post(f"{server.url}/get_reward?profile=harmo", json={
+        "query": [p + s for p, s in zip(prompts, responses)], "prompts": prompts, "labels": labels}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    same = httpx.post(f"{server.url}/score", json={"profile": "harmo", "items": [
+        {"prompt": p, "response": s, "reference": lab, "group_id": p} for p, s, lab in zip(prompts, responses, labels)]},
+        timeout=60).json()["results"]
+    assert body["rewards"] == body["scores"] == [x["reward"] for x in same]
+    assert body["extra_logs"]["accuracy"] == [1.0, 0.0, 1.0]
+    # No number is made up: an item no component applies to refuses the request, saying why.
+    bad = httpx.post(f"{server.url}/get_reward?profile=accuracy_only", json={"query": ["just text"]}, timeout=60)
+    assert bad.status_code == 422 and "no_components" in bad.text
+    assert httpx.post(f"{server.url}/get_reward", json={"query": ["a", "b"], "labels": ["x"]}).status_code == 422
+
+
+def test_trl_reward_func(server):
+    from trainer.trl import harmo_reward_func
+
+    f = harmo_reward_func(server.url, profile="harmo")
+    prompts = [[{"role": "user", "content": "2+2?"}]] * 2 + [[{"role": "user", "content": "3+3?"}]] * 2
+    completions = [[{"role": "assistant", "content": f"<think>t</think><answer>\\boxed{{{a}}}</answer>"}]
+                   for a in (4, 5, 6, 6)]
+    # the way TRL calls reward functions: keyword arguments, dataset columns, trainer_state
+    got = f(prompts=prompts, completions=completions, completion_ids=[[1] * 5, [1] * 9, [1] * 5, [1] * 5],
+            solution=["4", "4", "6", "6"], trainer_state=None)
+    same = httpx.post(f"{server.url}/score", json={"profile": "harmo", "items": [
+        {"messages": p, "response": c[0]["content"], "reference": s, "group_id": p[0]["content"],
+         "metadata": {"response_length": n}}
+        for p, c, s, n in zip(prompts, completions, ["4", "4", "6", "6"], [5, 9, 5, 5])]}, timeout=60).json()
+    assert got == [x["reward"] for x in same["results"]]
+    assert got[0] > got[1]

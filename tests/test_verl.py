@@ -35,3 +35,21 @@ def test_verl_reward_loop_equals_one_score_call(server):
     assert set(out["extra"]["reward_null"]) == {0.0}
     # Group-relative parts were there: members that arrived one per request were scored as a group.
     assert sum(v != 0 for v in out["extra"]["length"] if v is not None) >= 4
+
+
+def test_grpo_config_extends_verls_own():
+    """trainer/configs/harmo_grpo.yaml composes over veRL's ppo_trainer config, sets only keys
+    veRL knows, and says what the paper's setting needs."""
+    proc = subprocess.run([TRAINER_PYTHON, "tests/verl_config_check.py", "harmo_grpo"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got == {"unknown_keys": [], "adv_estimator": "grpo", "norm_adv_by_std_in_grpo": False,
+                   "rollout_name": "vllm", "n": 8, "policy": "Qwen/Qwen2.5-VL-3B-Instruct",
+                   "reward_manager": "harmo", "profile": "harmo",
+                   "setup_hook": "trainer.verl_reward.setup_worker"}
+
+
+def test_launch_scripts_parse():
+    for script in (ROOT / "trainer" / "scripts").glob("*.sh"):
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script

@@ -1,6 +1,7 @@
 """The HTTP layer: a thin FastAPI app over ``ScoringPipeline``."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -16,7 +17,8 @@ from . import logs, metrics
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
 from .pipeline import ScoringPipeline, UnknownProfile
-from .schema import ProfileInfo, ProfilesResponse, ScoreRequest, ScoreResponse
+from .schema import (OpenRLHFRequest, OpenRLHFResponse, ProfileInfo, ProfilesResponse, ScoreItem, ScoreRequest,
+                     ScoreResponse)
 from .settings import Settings
 
 
@@ -80,7 +82,7 @@ class RequestContext:
     """Request id (the client's ``X-Request-ID`` or a new one, echoed in the response), request
     metrics by endpoint, profile and status, and one access log line per request."""
 
-    ENDPOINTS = {"/score", "/healthz", "/readyz", "/metrics", "/v1/profiles", "/docs", "/openapi.json"}
+    ENDPOINTS = {"/score", "/get_reward", "/healthz", "/readyz", "/metrics", "/v1/profiles", "/docs", "/openapi.json"}
     QUIET = {"/healthz", "/readyz", "/metrics"}  # probes and scrapes: counted, not logged
 
     def __init__(self, app) -> None:
@@ -172,6 +174,9 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
               responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"},
                          503: {"description": "a model is saturated or loading; see Retry-After"}})
     async def score(req: ScoreRequest, request: Request) -> Response:
+        return await _score(req, request)
+
+    async def _score(req: ScoreRequest, request: Request) -> Response:
         # Scoring runs in the thread pool, never on the event loop; a request whose groups wait
         # for members from other requests waits here, on the loop, holding no thread.
         info = request.scope["harmo"]
@@ -191,5 +196,30 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
         # Already validated by construction: serialise once, skip FastAPI's re-validation.
         return Response(out.model_dump_json(), media_type="application/json")
+
+    @app.post("/get_reward", response_model=OpenRLHFResponse,
+              responses={422: {"description": "malformed request, or an item with no reward"}})
+    async def get_reward(req: OpenRLHFRequest, request: Request, profile: str | None = None) -> Response:
+        """OpenRLHF's remote reward API. The responses to one prompt form a GRPO group."""
+        items = []
+        for i, query in enumerate(req.query):
+            prompt = req.prompts[i] if req.prompts else None
+            response = query[len(prompt):] if prompt and query.startswith(prompt) else query
+            label = req.labels[i] if req.labels else None
+            items.append(ScoreItem(id=str(i), response=response, prompt=prompt, reference=label or None,
+                                   group_id=hashlib.sha1(prompt.encode()).hexdigest() if prompt is not None
+                                   else None))
+        resp = await _score(ScoreRequest(profile=profile, items=items), request)
+        out = ScoreResponse.model_validate_json(resp.body)
+        nulls = [(i, r) for i, r in enumerate(out.results) if r.reward is None]
+        if nulls:
+            # OpenRLHF takes a number for every query: refuse rather than make one up.
+            detail = "; ".join(f"query {i}: " + ", ".join(f"{e.component}/{e.code}" for e in r.errors)
+                               for i, r in nulls[:10])
+            raise HTTPException(422, f"no reward for {len(nulls)} of {len(items)} queries ({detail})")
+        names = sorted({k for r in out.results for k in r.components})
+        body = OpenRLHFResponse(rewards=[r.reward for r in out.results], scores=[r.reward for r in out.results],
+                                extra_logs={k: [r.components.get(k) for r in out.results] for k in names})
+        return Response(body.model_dump_json(), media_type="application/json")
 
     return app

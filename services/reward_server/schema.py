@@ -125,3 +125,26 @@ class ProfilesResponse(BaseModel):
     default: str
     profiles: list[ProfileInfo]
 
+
+
+class OpenRLHFRequest(BaseModel):
+    """OpenRLHF's remote reward model request (``--remote_rm_url``): ``query`` is prompt + response."""
+
+    model_config = ConfigDict(extra="ignore")
+    query: list[str] = Field(min_length=1)
+    prompts: list[str] | None = None
+    labels: list[str | list[str] | None] | None = None
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> "OpenRLHFRequest":
+        for name in ("prompts", "labels"):
+            v = getattr(self, name)
+            if v is not None and len(v) != len(self.query):
+                raise ValueError(f"{name} has {len(v)} entries for {len(self.query)} queries")
+        return self
+
+
+class OpenRLHFResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, list[float | None]] = Field(default_factory=dict)
