@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import os
 import uuid
@@ -56,6 +57,13 @@ def plain(x: Any) -> Any:
     return x
 
 
+def _kwargs(kw: Any) -> dict:
+    # parquet rows hold them as JSON text (trainer.data.prepare) or as a struct with nulls
+    if isinstance(kw, str):
+        kw = json.loads(kw) if kw.strip() else {}
+    return {k: v for k, v in (kw or {}).items() if v is not None}
+
+
 def _image_url(img: Any) -> str | None:
     if isinstance(img, str):
         return img
@@ -83,8 +91,7 @@ def build_item(*, data_source: Any, ground_truth: Any, extra_info: dict | None, 
         if extra.get(key) is not None:
             item[key] = extra[key]
     if item.get("constraints"):
-        item["constraints"] = [{"id": c["id"], "kwargs": {k: v for k, v in (c.get("kwargs") or {}).items()
-                                                          if v is not None}} for c in item["constraints"]]
+        item["constraints"] = [{"id": c["id"], "kwargs": _kwargs(c.get("kwargs"))} for c in item["constraints"]]
     if messages:
         item["messages"] = [{"role": m["role"], "content": m["content"]} for m in plain(messages)]
     elif prompt is not None:
