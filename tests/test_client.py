@@ -229,3 +229,18 @@ def test_trl_reward_func(server):
         for p, c, s, n in zip(prompts, completions, ["4", "4", "6", "6"], [5, 9, 5, 5])]}, timeout=60).json()
     assert got == [x["reward"] for x in same["results"]]
     assert got[0] > got[1]
+
+
+def test_score_one_coalesces_concurrent_callers(server):
+    items = groups(8, 8, tag="c")
+    direct = {r["id"]: r for r in httpx.post(f"{server.url}/score", json={"items": items},
+                                             timeout=60).json()["results"]}
+
+    async def run():
+        async with AsyncRewardClient(server.url, linger_s=0.05) as c:
+            got = await asyncio.gather(*(c.score_one(i | {"group_size": 8}) for i in items))
+            return got, c.requests
+    got, requests = asyncio.run(run())
+    assert requests <= 2  # 64 callers, one request (two if the linger window split them)
+    for i, r in zip(items, got):
+        assert r.id == i["id"] and (r.reward, r.components) == (direct[i["id"]]["reward"], direct[i["id"]]["components"])

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import sys
+import time
 
 import numpy as np
 import ray
@@ -75,7 +76,12 @@ def batch(tok, rows: list[dict]) -> DataProto:
     return DataProto(batch=td, non_tensor_batch=nt, meta_info={})
 
 
-def config(tokenizer_dir: str, server: str, workers: int):
+def floor_score(data_source, solution_str, ground_truth, extra_info=None, **_):
+    """A reward that costs nothing: veRL's naive manager with it is the floor of the loop's cost."""
+    return 0.0
+
+
+def config(tokenizer_dir: str, server: str, workers: int, floor: bool = False):
     cfg = OmegaConf.load(os.path.join(os.path.dirname(verl.__file__), "trainer/config/_generated_ppo_trainer.yaml"))
     with open_dict(cfg):
         cfg.actor_rollout_ref.model.path = tokenizer_dir
@@ -87,6 +93,10 @@ def config(tokenizer_dir: str, server: str, workers: int):
         cfg.reward.reward_model.enable = False
         cfg.reward.custom_reward_function.path = None
         cfg.reward.reward_kwargs = {"harmo": {"urls": [server], "profile": "harmo", "deadline_s": 120}}
+        if floor:
+            cfg.reward.reward_manager.name = "naive"
+            cfg.reward.custom_reward_function.path = os.path.abspath(__file__)
+            cfg.reward.custom_reward_function.name = "floor_score"
     return cfg
 
 
@@ -96,6 +106,8 @@ def main() -> None:
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=0, help="time this many more batches (fresh group ids each)")
+    ap.add_argument("--floor", action="store_true", help="veRL's naive manager with a reward that costs nothing")
     args = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     rows = samples(args.groups, random.Random(0))
@@ -103,10 +115,22 @@ def main() -> None:
     ray.init(num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
              runtime_env={"worker_process_setup_hook": "trainer.verl_reward.setup_worker",
                           "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+    timings = []
     try:
-        out = RewardLoopManager(config(args.tokenizer, args.server, args.workers)).compute_rm_score(data)
+        manager = RewardLoopManager(config(args.tokenizer, args.server, args.workers, args.floor))
+        t = time.perf_counter()
+        out = manager.compute_rm_score(data)
+        timings.append(time.perf_counter() - t)
+        for rep in range(args.repeat):
+            data.non_tensor_batch["uid"] = np.array([f"{u}-rep{rep}" for u in (r["uid"] for r in rows)], dtype=object)
+            t = time.perf_counter()
+            manager.compute_rm_score(data)
+            timings.append(time.perf_counter() - t)
     finally:
         ray.shutdown()
+    if args.floor:
+        json.dump({"timings_s": timings}, sys.stdout)
+        return
     rm = out.batch["rm_scores"]
     P = data.batch["prompts"].shape[1]
     last = data.batch["attention_mask"][:, P:].sum(1) - 1
@@ -130,6 +154,8 @@ def main() -> None:
         "extra": {k: [None if isinstance(v, float) and v != v else float(v) for v in out.non_tensor_batch[k]]
                   for k in out.meta_info["reward_extra_keys"]},
         "reference": ref["results"],
+        "items": items,
+        "timings_s": timings,
     }, sys.stdout)
 
 

@@ -10,10 +10,12 @@ reward.reward_manager.name=HarmoRewardManager``. Settings come from ``reward.rew
     deadline_s: 600                     # per sample, retries included
     null_reward: raise                  # or a number, counted in reward_extra_info.reward_null
     send_images: false                  # attach the rollout's images (data URLs) for VLM rewards
+    linger_ms: 10                       # samples finishing this close together share one request
 
 veRL scores each sample on its own (``run_single``), possibly while the rest of its group is
 still generating. Each item carries its GRPO group (``uid``) and the group's size (the rollout
 ``n``), so the server computes the group-relative parts over the whole group, by its own code.
+Samples that finish within ``linger_ms`` of each other travel in one request.
 The response's token count goes with it as ``metadata.response_length``.
 
 ``reward_extra_info`` has the same keys for every sample (veRL stacks them): every component the
@@ -141,7 +143,8 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
         self.deadline_s = float(kw.get("deadline_s", 600))
         self.n = int(_get(config, "actor_rollout_ref", "rollout", "n") or 1)
         self.val_n = int(_get(config, "actor_rollout_ref", "rollout", "val_kwargs", "n") or 1)
-        self.client = AsyncRewardClient(self.urls, deadline_s=self.deadline_s)
+        self.client = AsyncRewardClient(self.urls, deadline_s=self.deadline_s,
+                                        linger_s=float(kw.get("linger_ms", 10)) / 1000)
         self.keys = [str(k) for k in kw.get("components", [])] or _profile_components(
             self.urls[0], self.profile, self.deadline_s)
 
@@ -169,7 +172,7 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
                           uid=nt.get("uid"), group_size=self.val_n if validate else self.n,
                           response_length=n_valid, prompt=prompt, messages=plain(raw_prompt) if raw_prompt is not None
                           else None, images=images)
-        [result] = await self.client.score([item], profile=self.profile)
+        result = await self.client.score_one(item, profile=self.profile)
         score, info = extra_info_of(result, self.keys, self.null_reward)
         return {"reward_score": score, "reward_extra_info": info}
 
