@@ -92,3 +92,45 @@ def test_pass_at_k_and_best_of_n():
     assert [r["reward"] for r in best_of_n(rows, "threshold", 0.5)] == [0.9, 0.5]
     with pytest.raises(ValueError):
         best_of_n(rows, "threshold")
+
+
+def test_prompts_with_images_and_parquet_output(tmp_path):
+    import base64
+
+    import pyarrow.parquet as pq
+
+    from services.policy_rollout.cli import _finish
+    from services.policy_rollout.data import chat_messages, read_prompts
+    from services.policy_rollout.rollout import items_for
+    from services.policy_rollout.engine import Completion
+    from services.reward_server.schema import ScoreItem
+
+    img = {"bytes": b"\x89PNG fake", "path": "a.png"}
+    (tmp_path / "b.png").write_bytes(b"\x89PNG other")
+    rows = [{"data_source": "geo", "prompt": [{"role": "user", "content": "<image>Find x. <image>Also y."}],
+             "images": [img, {"bytes": None, "path": str(tmp_path / "b.png")}], "reward_model": {"ground_truth": "3"},
+             "extra_info": {"index": 5, "task": "math"}}]
+    src = tmp_path / "p.parquet"
+    import pyarrow as pa
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    [p] = list(read_prompts(src))
+    chat = chat_messages(p)
+    url = "data:image/png;base64," + base64.b64encode(img["bytes"]).decode()
+    url2 = "data:image/png;base64," + base64.b64encode(b"\x89PNG other").decode()
+    assert chat[0]["content"] == [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Find x. "},
+                                  {"type": "image_url", "image_url": {"url": url2}},
+                                  {"type": "text", "text": "Also y."}]
+    items = items_for(p, [Completion("\\boxed{3}", 4, "stop"), Completion("\\boxed{2}", 4, "stop")])
+    for i in items:
+        ScoreItem.model_validate(i)
+    assert items[0]["images"] == [url, url2] and items[0]["group_id"] == p.key
+    assert [i["id"] for i in items] == [f"{p.key}#0", f"{p.key}#1"] and items[0]["task"] == "math"
+    # .parquet output: the JSONL of the run, converted
+    work = tmp_path / "out.jsonl"
+    work.write_text(json.dumps({"prompt_key": "k", "group_id": "k", "sample": 0, "reward": 1.0,
+                                "components": {"accuracy": 1.0}}) + "\n" +
+                    json.dumps({"prompt_key": "k", "group_id": "k", "sample": 1, "reward": None,
+                                "components": {}}) + "\n")
+    _finish(work, tmp_path / "out.parquet")
+    back = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [json.loads(r["components"]) for r in back] == [{"accuracy": 1.0}, {}] and back[1]["reward"] is None
