@@ -244,3 +244,24 @@ def test_score_one_coalesces_concurrent_callers(server):
     assert requests <= 2  # 64 callers, one request (two if the linger window split them)
     for i, r in zip(items, got):
         assert r.id == i["id"] and (r.reward, r.components) == (direct[i["id"]]["reward"], direct[i["id"]]["components"])
+
+
+def test_api_keys(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("file-key\n")
+    s = Server(env={"HARMO_API_KEYS": "k1,k2", "HARMO_API_KEYS_FILE": str(keys), "HARMO_MATH_WORKERS": "1"})
+    try:
+        item = {"response": "x", "reference": "x", "task": "text"}
+        r = httpx.post(f"{s.url}/score", json={"items": [item]})
+        assert r.status_code == 401 and "API key" in r.text
+        assert httpx.post(f"{s.url}/get_reward", json={"query": ["x"]}).status_code == 401
+        assert httpx.post(f"{s.url}/score", json={"items": [item]}, headers={"X-API-Key": "nope"}).status_code == 401
+        assert httpx.post(f"{s.url}/score", json={"items": [item]}, headers={"X-API-Key": "k2"}).status_code == 200
+        for open_path in ("/healthz", "/readyz", "/metrics", "/v1/profiles"):
+            assert httpx.get(f"{s.url}{open_path}").status_code == 200, open_path
+        with RewardClient(s.url, api_key="file-key") as c:
+            assert c.score([item])[0].reward == 1.0
+        with RewardClient(s.url, api_key="wrong", deadline_s=5) as c, pytest.raises(RewardRequestError, match="401"):
+            c.score([item])
+    finally:
+        s.stop()

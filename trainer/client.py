@@ -11,6 +11,7 @@ rollout environment installs ``harmo[trainer]`` without the server's dependencie
   deadline. Anything else (422, 413, ...) raises ``RewardRequestError`` with the server's message.
 - When the service stays unreachable past the deadline, ``RewardServiceUnavailable`` is
   raised: a training step never gets made-up rewards.
+- ``api_key`` (or ``$HARMO_API_KEY``) is sent as ``Authorization: Bearer``, for servers with keys.
 - The connection pool is unbounded by default: a member of a group spanning requests waits in
   the server until its group is complete, and a bounded pool would keep the rest of the group
   queued behind it until the group's deadline.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import time
 import zlib
@@ -91,6 +93,11 @@ class _Policy:
         return d
 
 
+def _auth(headers: dict[str, str] | None, api_key: str | None) -> dict[str, str]:
+    key = api_key or os.environ.get("HARMO_API_KEY")
+    return {**(headers or {}), **({"Authorization": f"Bearer {key}"} if key else {})}
+
+
 def _prepare(items: Iterable[ScoreItem | dict[str, Any]]) -> list[ScoreItem]:
     return [i if isinstance(i, ScoreItem) else ScoreItem.model_validate(i) for i in items]
 
@@ -120,7 +127,8 @@ class RewardClient:
     def __init__(self, urls: str | Sequence[str], *, deadline_s: float = 600.0, attempt_timeout_s: float = 300.0,
                  max_batch_items: int = 512, backoff_s: float = 0.25, backoff_max_s: float = 10.0,
                  max_connections: int | None = None, headers: dict[str, str] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, api_key: str | None = None) -> None:
+        headers = _auth(headers, api_key)
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("at least one reward server URL is needed")
@@ -183,7 +191,8 @@ class AsyncRewardClient:
     def __init__(self, urls: str | Sequence[str], *, deadline_s: float = 600.0, attempt_timeout_s: float = 300.0,
                  max_batch_items: int = 512, backoff_s: float = 0.25, backoff_max_s: float = 10.0,
                  max_connections: int | None = None, headers: dict[str, str] | None = None,
-                 rng: random.Random | None = None, linger_s: float = 0.01) -> None:
+                 rng: random.Random | None = None, linger_s: float = 0.01, api_key: str | None = None) -> None:
+        headers = _auth(headers, api_key)
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("at least one reward server URL is needed")

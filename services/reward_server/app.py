@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -122,6 +123,27 @@ class RequestContext:
             logs.REQUEST_ID.reset(token)
 
 
+class ApiKeys:
+    """With keys configured, the scoring endpoints need one; probes, metrics and docs stay open."""
+
+    OPEN = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/v1/profiles"}
+
+    def __init__(self, app, keys: frozenset[str]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and self.keys and scope["path"] not in self.OPEN:
+            headers = dict(scope["headers"])
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            key = auth[7:] if auth.lower().startswith("bearer ") else headers.get(b"x-api-key", b"").decode("latin-1")
+            if not any(hmac.compare_digest(key, k) for k in self.keys):
+                await JSONResponse({"detail": "a valid API key is needed (Authorization: Bearer KEY)"},
+                                   status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     state: dict[str, ScoringPipeline] = {}
@@ -142,6 +164,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
                   description="Hybrid, multi-aspect rewards for RL alignment of (multimodal) language models.")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ApiKeys, keys=settings.keys())
     app.add_middleware(RequestContext)  # outermost: sees every response, 413s included
 
     @app.get("/metrics", include_in_schema=False)

@@ -43,9 +43,18 @@ class Settings(BaseSettings):
     # Groups whose members arrive in separate requests (items with group_size).
     group_wait_s: float = Field(60.0, gt=0, description="how long a group waits for its members")
     group_keep_s: float = Field(600.0, gt=0, description="how long a computed group answers retried members")
+    # Access: when keys are set, /score and /get_reward need one (Authorization: Bearer KEY, or X-API-Key).
+    api_keys: str | None = Field(None, description="comma-separated API keys")
+    api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (a mounted Secret)")
     # Logs.
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+
+    def keys(self) -> frozenset[str]:
+        keys = {k.strip() for k in (self.api_keys or "").split(",") if k.strip()}
+        if self.api_keys_file:
+            keys |= {line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()}
+        return frozenset(keys)
 
     @classmethod
     def settings_customise_sources(
