@@ -38,12 +38,18 @@ if [ ! -x .venv-trainer/bin/python ] || ! .venv-trainer/bin/python -c "import ve
 fi
 export HARMO_TRAINER_PYTHON=${HARMO_TRAINER_PYTHON:-$PWD/.venv-trainer/bin/python}
 
+# The deployment test runs services in a network namespace of their own (unshare, ip).
+if ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null
+fi
+
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_up() { .venv/bin/python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()" "$REDIS_URL" 2>/dev/null; }
+# The cache fault tests run redis-server processes of their own: the binary is needed either way.
+if ! command -v redis-server >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
 if ! redis_up; then
-  if ! command -v redis-server >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  fi
   port=$(.venv/bin/python -c "import sys, urllib.parse as u; print(u.urlparse(sys.argv[1]).port or 6379)" "$REDIS_URL")
   redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no >/dev/null
   for _ in $(seq 50); do redis_up && break; sleep 0.1; done

@@ -1,0 +1,210 @@
+"""Deployment files, checked by their real validators (no Docker engine here), and the services
+started with their compose and Kubernetes commands, finding each other by those names."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent  # hadolint, docker-compose, kubectl, kubernetes-validate, yamllint
+OVERLAYS = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir())
+
+
+def run(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, cwd=ROOT, timeout=300, **kw)
+
+
+def test_dockerfiles_pass_hadolint():
+    files = sorted((ROOT / "docker").glob("*.Dockerfile"))
+    assert len(files) == 3
+    for f in files:
+        p = run(str(BIN / "hadolint"), str(f))
+        assert p.returncode == 0, p.stdout + p.stderr
+        text = f.read_text()
+        assert "USER 10001" in text and "HEALTHCHECK" in text and text.count("FROM ") >= 2, f  # non-root, multi-stage
+
+
+def compose(*args: str) -> subprocess.CompletedProcess:
+    return run(str(BIN / "docker-compose"), "--env-file", ".env.example", "-f", "docker-compose.yml", *args)
+
+
+def test_compose_file_is_valid_for_both_profiles_and_every_setting_is_documented():
+    for profile in ("gpu", "cpu"):
+        p = compose("--profile", profile, "config", "-q")
+        assert p.returncode == 0, p.stderr
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used <= documented, used - documented
+    cfg = json.loads(compose("--profile", "gpu", "config", "--format", "json").stdout)
+    s = cfg["services"]
+    assert s["reward-server"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert s["trainer"]["depends_on"]["reward-server"]["condition"] == "service_healthy"
+    assert s["reward-server"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert {"model-cache", "outputs", "checkpoints", "redis-data"} <= set(cfg["volumes"])
+
+
+def test_yaml_files_pass_yamllint():
+    paths = ["docker-compose.yml", "k8s", "trainer/configs", "services/reward_server/profiles.yaml", ".yamllint"]
+    p = run(str(BIN / "yamllint"), "--strict", "-c", ".yamllint", *paths)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def rendered(overlay: str) -> list[dict]:
+    p = run(str(BIN / "kubectl"), "kustomize", f"k8s/overlays/{overlay}")
+    assert p.returncode == 0, p.stderr
+    return [d for d in yaml.safe_load_all(p.stdout) if d]
+
+
+def test_manifests_and_overlays_validate_against_the_kubernetes_schemas(tmp_path):
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        core = [d for d in docs if d["kind"] != "RayJob"]
+        # KubeRay's RayJob has no schema offline: its pod templates are validated as Pods
+        for job in (d for d in docs if d["kind"] == "RayJob"):
+            spec = job["spec"]
+            templates = [spec["rayClusterSpec"]["headGroupSpec"]["template"], spec["submitterPodTemplate"]]
+            templates += [g["template"] for g in spec["rayClusterSpec"]["workerGroupSpecs"]]
+            for k, t in enumerate(templates):
+                core.append({"apiVersion": "v1", "kind": "Pod",
+                             "metadata": {**t.get("metadata", {}), "name": f"{job['metadata']['name']}-{k}"},
+                             "spec": t["spec"]})
+        f = tmp_path / f"{overlay}.yaml"
+        f.write_text(yaml.safe_dump_all(core))
+        p = run(str(BIN / "kubernetes-validate"), "--strict", str(f))
+        assert p.returncode == 0, p.stdout + p.stderr
+        passed = [line for line in p.stdout.splitlines() if " passed for resource " in line]
+        assert len(passed) == len(core), p.stdout
+        kinds = {d["kind"] for d in docs}
+        assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+                "ConfigMap", "RayJob"} <= kinds, overlay
+
+
+def by_kind(docs: list[dict], kind: str, name: str) -> dict:
+    [d] = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].startswith(name)]
+    return d
+
+
+def test_manifests_wire_the_services_together():
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        svc = by_kind(docs, "Service", "harmo-reward-server")
+        dep = by_kind(docs, "Deployment", "harmo-reward-server")
+        pod = dep["spec"]["template"]
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        redis = by_kind(docs, "Service", "harmo-redis")
+        assert env["REDIS_URL"] == f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}/0"
+        job = by_kind(docs, "RayJob", "harmo-grpo")
+        worker = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]
+        url = {e["name"]: e.get("value") for e in worker["spec"]["containers"][0]["env"]}["HARMO_REWARD_URL"]
+        assert url == f"http://{svc['metadata']['name']}:{svc['spec']['ports'][0]['port']}"
+        # only trainer and rollout pods (and Prometheus) reach the reward service
+        policy = by_kind(docs, "NetworkPolicy", "harmo-reward-server")
+        allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+        assert sorted(allowed) == ["rollout", "trainer"]
+        assert worker["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        probes = pod["spec"]["containers"][0]
+        assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert "nvidia.com/gpu" in probes["resources"]["limits"]
+        profiles = by_kind(docs, "ConfigMap", "harmo-profiles")
+        assert profiles["data"]["profiles.yaml"] == (ROOT / "services/reward_server/profiles.yaml").read_text()
+        dash = json.loads(by_kind(docs, "ConfigMap", "harmo-grafana-dashboard")["data"]["harmo-dashboard.json"])
+        exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+        for metric in ("harmo_requests_total", "harmo_cache_hits_total", "harmo_model_queue_depth",
+                       "harmo_redis_errors_total", "harmo_item_errors_total"):
+            assert metric in exprs
+
+
+def _entrypoint(dockerfile: Path, stage: str) -> tuple[list[str], dict[str, str]]:
+    """The ENTRYPOINT and ENV of one stage of a Dockerfile."""
+    stages = re.split(r"^FROM ", dockerfile.read_text(), flags=re.M)
+    [body] = [s for s in stages if re.match(rf"\S+ AS {stage}\b", s)]
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", body, re.M).group(1))
+    env: dict[str, str] = {}
+    for m in re.finditer(r"^ENV ((?:.*\\\n)*.*)$", body, re.M):
+        for k, v in re.findall(r"(\w+)=(\S+)", m.group(1).replace("\\\n", " ")):
+            env[k] = v
+    env.pop("PATH", None)  # here: the test environment's interpreter
+    return entry, env
+
+
+def _in_namespace(tmp_path: Path, spec: dict, hosts: list[str], mounts: dict[str, Path]) -> dict:
+    """Run tests/deploy_check.py in a fresh network and mount namespace: its own loopback, these
+    host names, these folders mounted where the containers would have them."""
+    (tmp_path / "hosts").write_text("127.0.0.1 localhost " + " ".join(hosts) + "\n")
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec | {"cwd": str(ROOT), "logs": str(tmp_path)}))
+    created = [m for m in mounts if not Path(m).exists()]
+    for m in created:
+        Path(m).mkdir()
+    script = ["set -e", "ip link set lo up", f"mount --bind {tmp_path / 'hosts'} /etc/hosts"]
+    script += [f"mount --bind {src} {dst}" for dst, src in mounts.items()]
+    script.append(f"exec {sys.executable} tests/deploy_check.py {spec_file}")
+    try:
+        p = run("unshare", "--net", "--mount", "--propagation", "private", "bash", "-c", "\n".join(script))
+    finally:
+        for m in created:
+            Path(m).rmdir()
+    logs = "".join(f.read_text()[-2000:] for f in tmp_path.glob("*.log"))
+    assert p.returncode == 0, p.stderr[-3000:] + logs
+    return json.loads(p.stdout)
+
+
+def test_compose_services_find_each_other(tmp_path):
+    cfg = json.loads(compose("--profile", "cpu", "config", "--format", "json").stdout)["services"]
+    entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cpu")
+    server = cfg["reward-server-cpu"]
+    redis = cfg["redis"]
+    config = tmp_path / "config"
+    config.mkdir()
+    [mount] = [v for v in server["volumes"] if v["target"] == "/config/profiles.yaml"]
+    (config / "profiles.yaml").write_text(Path(mount["source"]).read_text())
+    rollout = cfg["rollout-cpu"]["command"]
+    url = rollout[rollout.index("--reward-url") + 1]
+    spec = {"services": [
+        {"name": "redis", "argv": redis["command"], "env": {}},
+        {"name": "reward-server", "argv": entry + (server.get("command") or []),
+         "env": image_env | {k: v for k, v in server["environment"].items() if v is not None}},
+    ], "server_url": url}
+    report = _in_namespace(tmp_path, spec, ["redis", "reward-server"], {"/config": config})
+    assert url == "http://reward-server:8000"
+    assert report["healthz"]["cache"] == "redis"  # it found Redis by its compose name
+    assert report["first"] == [200, []] and report["second"] == [200, ["accuracy"]]
+    assert report["without_key"] == 200  # no keys configured by default
+
+
+def test_kubernetes_services_find_each_other(tmp_path):
+    docs = rendered("dev-single-gpu")
+    dep = by_kind(docs, "Deployment", "harmo-reward-server")["spec"]["template"]["spec"]["containers"][0]
+    redis = by_kind(docs, "Deployment", "harmo-redis")["spec"]["template"]["spec"]["containers"][0]
+    entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cuda")
+    config, secrets = tmp_path / "config", tmp_path / "secrets"
+    config.mkdir()
+    secrets.mkdir()
+    for k, v in by_kind(docs, "ConfigMap", "harmo-profiles")["data"].items():
+        (config / k).write_text(v)
+    secret = by_kind(docs, "Secret", "harmo-api-keys")["data"]
+    (secrets / "api-keys").write_bytes(base64.b64decode(secret["api-keys"]))
+    job = by_kind(docs, "RayJob", "harmo-grpo")["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    job_env = job["template"]["spec"]["containers"][0]["env"]
+    url = next(e["value"] for e in job_env if e["name"] == "HARMO_REWARD_URL")
+    key_ref = next(e["valueFrom"]["secretKeyRef"] for e in job_env if e["name"] == "HARMO_API_KEY")
+    spec = {"services": [
+        {"name": "redis", "argv": redis["args"], "env": {}},
+        {"name": "reward-server", "argv": entry + dep.get("args", []),
+         "env": image_env | {e["name"]: e["value"] for e in dep["env"]}},
+    ], "server_url": url, "client_key": base64.b64decode(secret[key_ref["key"]]).decode()}
+    report = _in_namespace(tmp_path, spec, ["harmo-redis", "harmo-reward-server"],
+                           {"/config": config, "/secrets": secrets})
+    assert report["healthz"]["cache"] == "redis"
+    assert report["without_key"] == 401  # the Secret's keys are in force
+    assert report["first"] == [200, []] and report["second"] == [200, ["accuracy"]]
+    assert "harmo" in report["profiles"]
