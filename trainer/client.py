@@ -83,6 +83,17 @@ class _Policy:
         self.backoff_max_s = backoff_max_s
         self.rng = rng or random.Random()
 
+    def judge(self, resp: httpx.Response | None, exc: Exception | None) -> tuple[bool, str, str | None]:
+        """``(done, what happened, Retry-After)`` for one attempt; raises on a refusal."""
+        if exc is not None:
+            return False, f"{type(exc).__name__}: {exc}", None
+        assert resp is not None
+        if resp.status_code == 200:
+            return True, "ok", None
+        if resp.status_code not in RETRY_STATUS:
+            raise _refused(resp)
+        return False, f"HTTP {resp.status_code}", resp.headers.get("retry-after")
+
     def delay(self, attempt: int, retry_after: str | None) -> float:
         d = self.rng.uniform(0, min(self.backoff_max_s, self.backoff_s * 2 ** attempt))  # full jitter
         if retry_after:
@@ -165,16 +176,14 @@ class RewardClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
+            resp, exc = None, None
             try:
                 resp = self._http.post(f"{url}/score", content=body, timeout=min(left, p.attempt_timeout_s))
-            except httpx.TransportError as exc:  # connect/read errors and timeouts
-                last, retry_after = f"{type(exc).__name__}: {exc}", None
-            else:
-                if resp.status_code == 200:
-                    return resp
-                if resp.status_code not in RETRY_STATUS:
-                    raise _refused(resp)
-                last, retry_after = f"HTTP {resp.status_code}", resp.headers.get("retry-after")
+            except httpx.TransportError as e:  # connect/read errors and timeouts
+                exc = e
+            done, last, retry_after = p.judge(resp, exc)
+            if done:
+                return resp  # type: ignore[return-value]
             self.retries += 1
             time.sleep(max(0.0, min(p.delay(attempt, retry_after), deadline - time.monotonic())))
         raise RewardServiceUnavailable(f"{url}: no answer within the {p.deadline_s:g}s deadline ({last})")
@@ -281,17 +290,15 @@ class AsyncRewardClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
+            resp, exc = None, None
             try:
                 resp = await self._client().post(f"{url}/score", content=body, timeout=min(left, p.attempt_timeout_s))
-            except httpx.TransportError as exc:
-                last, retry_after = f"{type(exc).__name__}: {exc}", None
-            else:
-                if resp.status_code == 200:
-                    self.requests += 1
-                    return resp
-                if resp.status_code not in RETRY_STATUS:
-                    raise _refused(resp)
-                last, retry_after = f"HTTP {resp.status_code}", resp.headers.get("retry-after")
+            except httpx.TransportError as e:
+                exc = e
+            done, last, retry_after = p.judge(resp, exc)
+            if done:
+                self.requests += 1
+                return resp  # type: ignore[return-value]
             self.retries += 1
             await asyncio.sleep(max(0.0, min(p.delay(attempt, retry_after), deadline - time.monotonic())))
         raise RewardServiceUnavailable(f"{url}: no answer within the {p.deadline_s:g}s deadline ({last})")

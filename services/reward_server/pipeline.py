@@ -4,12 +4,13 @@ The HTTP app and the offline CLI are thin layers over ``ScoringPipeline.score``.
 Order of work for one request:
 1. pick each item's profile (named in the request, or by data_source) and route it to a task;
    read every cacheable part of every item from the result cache at once (``cache.py``);
-2. accuracy (what the cache did not have): route each item to a rule verifier; math items are settled in-process when
-   trivial, the rest go to the worker pool as one job per group of shared gold answers,
-   with duplicate answers verified once;
-3. format per item; the length penalty per GRPO group (it needs the group's verdicts);
-4. optional per-group normalisation, then aggregation (weighted sum or formula, clipping);
-5. write the newly computed parts to the cache at once.
+2. accuracy, for what the cache did not have: math items are settled in-process when trivial,
+   the rest go to the worker pool as one job per group of shared gold answers, with duplicate
+   answers verified once; models score what no rule settles, batched with other requests;
+3. instruction constraints and format per item; the new parts go to the cache at once;
+4. the group-relative parts (length penalty, per-group normalisation) over each GRPO group: in
+   the request, or, for items with ``group_size``, once the group is complete (``groups.py``);
+5. aggregation (weighted sum or formula, clipping), in ``finish``.
 """
 from __future__ import annotations
 
