@@ -132,22 +132,30 @@ def _refused(resp: httpx.Response) -> RewardRequestError:
     return RewardRequestError(resp.status_code, str(detail)[:2000])
 
 
-class RewardClient:
-    """Blocking client. ``score(items)`` returns one ``ScoreResult`` per item, in order."""
+class _Settings:
+    """What both clients are configured with."""
 
     def __init__(self, urls: str | Sequence[str], *, deadline_s: float = 600.0, attempt_timeout_s: float = 300.0,
                  max_batch_items: int = 512, backoff_s: float = 0.25, backoff_max_s: float = 10.0,
                  max_connections: int | None = None, headers: dict[str, str] | None = None,
                  rng: random.Random | None = None, api_key: str | None = None) -> None:
-        headers = _auth(headers, api_key)
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("at least one reward server URL is needed")
         self.max_batch_items = max_batch_items
         self._policy = _Policy(deadline_s, attempt_timeout_s, backoff_s, backoff_max_s, rng)
-        self._http = httpx.Client(limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
-                                  headers={"content-type": "application/json", **(headers or {})})
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+        self._headers = {"content-type": "application/json", **_auth(headers, api_key)}
         self.retries = 0  # attempts that failed and were tried again
+        self.requests = 0  # HTTP requests that got an answer
+
+
+class RewardClient(_Settings):
+    """Blocking client. ``score(items)`` returns one ``ScoreResult`` per item, in order."""
+
+    def __init__(self, urls: str | Sequence[str], **settings: Any) -> None:
+        super().__init__(urls, **settings)
+        self._http = httpx.Client(limits=self._limits, headers=self._headers)
 
     def close(self) -> None:
         self._http.close()
@@ -183,13 +191,14 @@ class RewardClient:
                 exc = e
             done, last, retry_after = p.judge(resp, exc)
             if done:
+                self.requests += 1
                 return resp  # type: ignore[return-value]
             self.retries += 1
             time.sleep(max(0.0, min(p.delay(attempt, retry_after), deadline - time.monotonic())))
         raise RewardServiceUnavailable(f"{url}: no answer within the {p.deadline_s:g}s deadline ({last})")
 
 
-class AsyncRewardClient:
+class AsyncRewardClient(_Settings):
     """The same client for asyncio; batches are sent concurrently.
 
     ``score_one(item)`` is for callers that score one sample at a time (veRL's reward loop):
@@ -197,22 +206,10 @@ class AsyncRewardClient:
     which saves the per-request cost of hundreds of single-item requests per step.
     """
 
-    def __init__(self, urls: str | Sequence[str], *, deadline_s: float = 600.0, attempt_timeout_s: float = 300.0,
-                 max_batch_items: int = 512, backoff_s: float = 0.25, backoff_max_s: float = 10.0,
-                 max_connections: int | None = None, headers: dict[str, str] | None = None,
-                 rng: random.Random | None = None, linger_s: float = 0.01, api_key: str | None = None) -> None:
-        headers = _auth(headers, api_key)
-        self.urls = [urls] if isinstance(urls, str) else list(urls)
-        if not self.urls:
-            raise ValueError("at least one reward server URL is needed")
-        self.max_batch_items = max_batch_items
-        self._policy = _Policy(deadline_s, attempt_timeout_s, backoff_s, backoff_max_s, rng)
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
-        self._headers = {"content-type": "application/json", **(headers or {})}
-        self._http: httpx.AsyncClient | None = None
-        self.retries = 0  # attempts that failed and were tried again
+    def __init__(self, urls: str | Sequence[str], *, linger_s: float = 0.01, **settings: Any) -> None:
+        super().__init__(urls, **settings)
         self.linger_s = linger_s
-        self.requests = 0  # HTTP requests that got an answer
+        self._http: httpx.AsyncClient | None = None
         self._waiting: dict[tuple[int, str | None, bool], list[tuple[ScoreItem, asyncio.Future]]] = {}
 
     def _client(self) -> httpx.AsyncClient:

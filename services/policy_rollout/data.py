@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from trainer.data.prepare import read_rows
+
 
 @dataclass
 class Prompt:
@@ -32,19 +34,6 @@ def _plain(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
     return x
-
-
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
-            yield from batch.to_pylist()
-    else:
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
 
 
 def read_prompts(path: Path) -> Iterator[Prompt]:
