@@ -44,9 +44,10 @@ def main(spec_path: str) -> None:
     procs = []
     report: dict = {}
     try:
-        for svc in spec["services"]:
-            # the image's PATH puts its virtual environment first: here, the test interpreter's
-            env = {"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+        for svc in [s for s in spec["services"] if not s.get("after_server")]:
+            # the image's PATH puts its environment first: here, the test interpreter's (or the one named)
+            bin_dir = svc.get("bin") or os.path.dirname(sys.executable)
+            env = {"PATH": bin_dir + os.pathsep + os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
                    **{k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HARMO_NLTK_DATA") if k in os.environ},
                    **svc["env"]}
             procs.append(subprocess.Popen(svc["argv"], env=env, cwd=spec["cwd"], stdout=subprocess.DEVNULL,
@@ -63,6 +64,15 @@ def main(spec_path: str) -> None:
         report["first"] = first[0], first[1]["results"][0]["cached"] if first[0] == 200 else first[1]
         report["second"] = second[0], second[1]["results"][0]["cached"] if second[0] == 200 else second[1]
         report["profiles"] = [p["name"] for p in get(f"{server}/v1/profiles")[1]["profiles"]]
+        # clients that run to completion (a rollout job): started once the server is up, as
+        # compose's health-gated order does
+        for svc in [s for s in spec["services"] if s.get("after_server")]:
+            bin_dir = svc["bin"]
+            env = {"PATH": bin_dir + os.pathsep + os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+                   **svc["env"]}
+            with open(os.path.join(spec["logs"], svc["name"] + ".log"), "w") as log:
+                report[svc["name"]] = subprocess.run(svc["argv"], env=env, cwd=spec["cwd"], stdout=log, stderr=log,
+                                                     timeout=600).returncode
     finally:
         for p in procs:
             p.terminate()

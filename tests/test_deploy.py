@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.model_fixtures import smollm2_dir
+
+VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
 
 BIN = Path(sys.executable).parent  # hadolint, docker-compose, kubectl, kubernetes-validate, yamllint
 OVERLAYS = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir())
 
 
 def run(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, cwd=ROOT, timeout=300, **kw)
+    return subprocess.run(list(args), capture_output=True, text=True, cwd=ROOT, timeout=900, **kw)
 
 
 def test_dockerfiles_pass_hadolint():
@@ -31,8 +36,8 @@ def test_dockerfiles_pass_hadolint():
         assert "USER 10001" in text and "HEALTHCHECK" in text and text.count("FROM ") >= 2, f  # non-root, multi-stage
 
 
-def compose(*args: str) -> subprocess.CompletedProcess:
-    return run(str(BIN / "docker-compose"), "--env-file", ".env.example", "-f", "docker-compose.yml", *args)
+def compose(*args: str, **kw) -> subprocess.CompletedProcess:
+    return run(str(BIN / "docker-compose"), "--env-file", ".env.example", "-f", "docker-compose.yml", *args, **kw)
 
 
 def test_compose_file_is_valid_for_both_profiles_and_every_setting_is_documented():
@@ -158,27 +163,43 @@ def _in_namespace(tmp_path: Path, spec: dict, hosts: list[str], mounts: dict[str
     return json.loads(p.stdout)
 
 
+@pytest.mark.timeout(900)
 def test_compose_services_find_each_other(tmp_path):
-    cfg = json.loads(compose("--profile", "cpu", "config", "--format", "json").stdout)["services"]
+    """Redis, the reward server and a rollout job (SmolLM2 on vLLM's CPU build), as the cpu profile
+    runs them: the job writes rows scored by the server it found as ``reward-server``."""
+    small = {"HARMO_ROLLOUT_N": "2", "HARMO_ROLLOUT_MAX_TOKENS": "24", "HARMO_ROLLOUT_PROMPTS": "prompts.jsonl"}
+    cfg = json.loads(compose("--profile", "cpu", "config", "--format", "json",
+                             env={**os.environ, **small}).stdout)["services"]
     entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cpu")
-    server = cfg["reward-server-cpu"]
-    redis = cfg["redis"]
-    config = tmp_path / "config"
-    config.mkdir()
+    r_entry, r_env = _entrypoint(ROOT / "docker/policy-rollout.Dockerfile", "cpu")
+    server, redis, rollout = cfg["reward-server-cpu"], cfg["redis"], cfg["rollout-cpu"]
+    config, data, models, out = (tmp_path / d for d in ("config", "data", "models", "out"))
+    for d in (config, data, models, out):
+        d.mkdir()
     [mount] = [v for v in server["volumes"] if v["target"] == "/config/profiles.yaml"]
     (config / "profiles.yaml").write_text(Path(mount["source"]).read_text())
-    rollout = cfg["rollout-cpu"]["command"]
-    url = rollout[rollout.index("--reward-url") + 1]
+    (data / "prompts.jsonl").write_text(json.dumps({
+        "data_source": "gsm8k", "prompt": [{"role": "user", "content": "What is 2 + 2?"}],
+        "reward_model": {"ground_truth": "4"}, "extra_info": {"index": 0, "task": "math"}}) + "\n")
+    model = rollout["command"][rollout["command"].index("--model") + 1]
+    (models / Path(model).name).symlink_to(smollm2_dir())
+    url = rollout["command"][rollout["command"].index("--reward-url") + 1]
     spec = {"services": [
         {"name": "redis", "argv": redis["command"], "env": {}},
         {"name": "reward-server", "argv": entry + (server.get("command") or []),
          "env": image_env | {k: v for k, v in server["environment"].items() if v is not None}},
+        {"name": "rollout", "argv": r_entry + rollout["command"], "bin": str(Path(VLLM_PYTHON).parent),
+         "env": r_env | {k: v for k, v in rollout["environment"].items() if v is not None}, "after_server": True},
     ], "server_url": url}
-    report = _in_namespace(tmp_path, spec, ["redis", "reward-server"], {"/config": config})
+    report = _in_namespace(tmp_path, spec, ["redis", "reward-server"],
+                           {"/config": config, "/data": data, "/models": models, "/out": out})
     assert url == "http://reward-server:8000"
     assert report["healthz"]["cache"] == "redis"  # it found Redis by its compose name
     assert report["first"] == [200, []] and report["second"] == [200, ["accuracy"]]
     assert report["without_key"] == 200  # no keys configured by default
+    assert report["rollout"] == 0, (tmp_path / "rollout.log").read_text()[-3000:]
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["reward"] is not None and "format" in r["components"] for r in rows)
 
 
 def test_kubernetes_services_find_each_other(tmp_path):
