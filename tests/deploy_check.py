@@ -70,7 +70,8 @@ def main(spec_path: str) -> None:
             bin_dir = svc["bin"]
             env = {"PATH": bin_dir + os.pathsep + os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
                    **svc["env"]}
-            with open(os.path.join(spec["logs"], svc["name"] + ".log"), "w") as log:
+            log_path = os.path.join(spec["logs"], svc["name"] + ".log")
+            with open(log_path, "w") as log:
                 report[svc["name"]] = subprocess.run(svc["argv"], env=env, cwd=spec["cwd"], stdout=log, stderr=log,
                                                      timeout=600).returncode
     finally:

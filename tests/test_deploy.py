@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 from tests.model_fixtures import smollm2_dir
 
 VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
+TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-trainer" / "bin" / "python"))
 
 BIN = Path(sys.executable).parent  # hadolint, docker-compose, kubectl, kubernetes-validate, yamllint
 OVERLAYS = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir())
@@ -173,6 +174,8 @@ def test_compose_services_find_each_other(tmp_path):
     entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cpu")
     r_entry, r_env = _entrypoint(ROOT / "docker/policy-rollout.Dockerfile", "cpu")
     server, redis, rollout = cfg["reward-server-cpu"], cfg["redis"], cfg["rollout-cpu"]
+    trainer = json.loads(compose("--profile", "gpu", "config", "--format", "json").stdout)["services"]["trainer"]
+    t_entry, t_env = _entrypoint(ROOT / "docker/trainer.Dockerfile", "runtime")
     config, data, models, out = (tmp_path / d for d in ("config", "data", "models", "out"))
     for d in (config, data, models, out):
         d.mkdir()
@@ -190,6 +193,11 @@ def test_compose_services_find_each_other(tmp_path):
          "env": image_env | {k: v for k, v in server["environment"].items() if v is not None}},
         {"name": "rollout", "argv": r_entry + rollout["command"], "bin": str(Path(VLLM_PYTHON).parent),
          "env": r_env | {k: v for k, v in rollout["environment"].items() if v is not None}, "after_server": True},
+        # the trainer (gpu profile), as far as a machine without GPUs takes it: its pre-flight check
+        # that the reward server it is configured with is ready, by its compose name
+        {"name": "trainer", "argv": t_entry + trainer["command"], "bin": str(Path(TRAINER_PYTHON).parent),
+         "env": t_env | {k: v for k, v in trainer["environment"].items() if v is not None}
+                | {"HARMO_PREFLIGHT_ONLY": "1"}, "after_server": True},
     ], "server_url": url}
     report = _in_namespace(tmp_path, spec, ["redis", "reward-server"],
                            {"/config": config, "/data": data, "/models": models, "/out": out})
@@ -200,6 +208,8 @@ def test_compose_services_find_each_other(tmp_path):
     assert report["rollout"] == 0, (tmp_path / "rollout.log").read_text()[-3000:]
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["reward"] is not None and "format" in r["components"] for r in rows)
+    trainer_log = (tmp_path / "trainer.log").read_text()
+    assert report["trainer"] == 0 and "reward server http://reward-server:8000 ready" in trainer_log, trainer_log[-3000:]
 
 
 def test_kubernetes_services_find_each_other(tmp_path):

@@ -3,18 +3,54 @@
     python -m trainer.main_ppo --config-name harmo_grpo [hydra overrides...]
 
 The configs (``trainer/configs``) extend veRL's own ``ppo_trainer`` config. Ray workers import
-the reward manager through the ``worker_process_setup_hook`` the configs set.
+the reward manager through the ``worker_process_setup_hook`` the configs set. Before anything
+loads, every reward server the config names must answer ``/readyz`` and have its profile;
+``HARMO_PREFLIGHT_ONLY=1`` stops there (a check of a deployment).
 """
 from __future__ import annotations
 
+import os
+import sys
+import time
+
+import httpx
 import hydra
 
 import trainer.verl_reward  # noqa: F401 - registers reward_manager "harmo" in this process
+from trainer.verl_reward import plain
 from verl.trainer import main_ppo as verl_main_ppo
+
+
+def preflight(config, wait_s: float = 600.0) -> None:
+    """Fail in seconds, not after the policy has loaded: every reward server the config names
+    answers ``/readyz`` (models loaded) and has the profile asked for."""
+    if config.reward.reward_manager.name != "harmo":
+        return
+    kw = plain(config.reward.get("reward_kwargs", {}).get("harmo", {}) or {})
+    urls = kw.get("urls") or []
+    profile = kw.get("profile")
+    for url in [urls] if isinstance(urls, str) else urls:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"reward server {url} not ready after {wait_s:g}s")
+            time.sleep(2)
+        names = [p["name"] for p in httpx.get(f"{url}/v1/profiles", timeout=10).json()["profiles"]]
+        if profile is not None and profile not in names:
+            raise SystemExit(f"reward server {url} has no profile {profile!r}; it has {names}")
+        print(f"reward server {url} ready (profiles: {', '.join(names)})", file=sys.stderr, flush=True)
 
 
 @hydra.main(config_path="configs", config_name="harmo_grpo", version_base=None)
 def main(config) -> None:
+    preflight(config)
+    if os.environ.get("HARMO_PREFLIGHT_ONLY") == "1":  # a deployment check: the config and its reward servers
+        return
     verl_main_ppo.main.__wrapped__(config)  # veRL's main, minus its own @hydra.main
 
 
