@@ -256,6 +256,8 @@ def test_api_keys(tmp_path):
         assert r.status_code == 401 and "API key" in r.text
         assert httpx.post(f"{s.url}/get_reward", json={"query": ["x"]}).status_code == 401
         assert httpx.post(f"{s.url}/score", json={"items": [item]}, headers={"X-API-Key": "nope"}).status_code == 401
+        odd = httpx.post(f"{s.url}/score", json={"items": [item]}, headers={"X-API-Key": "k\u00e9y".encode()})
+        assert odd.status_code == 401
         assert httpx.post(f"{s.url}/score", json={"items": [item]}, headers={"X-API-Key": "k2"}).status_code == 200
         for open_path in ("/healthz", "/readyz", "/metrics", "/v1/profiles"):
             assert httpx.get(f"{s.url}{open_path}").status_code == 200, open_path

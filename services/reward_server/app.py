@@ -135,9 +135,10 @@ class ApiKeys:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and self.keys and scope["path"] not in self.OPEN:
             headers = dict(scope["headers"])
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            key = auth[7:] if auth.lower().startswith("bearer ") else headers.get(b"x-api-key", b"").decode("latin-1")
-            if not any(hmac.compare_digest(key, k) for k in self.keys):
+            auth = headers.get(b"authorization", b"")
+            key = auth[7:] if auth.lower().startswith(b"bearer ") else headers.get(b"x-api-key", b"")
+            # bytes: compare_digest refuses non-ASCII str, and a header may hold anything
+            if not any(hmac.compare_digest(key, k.encode()) for k in self.keys):
                 await JSONResponse({"detail": "a valid API key is needed (Authorization: Bearer KEY)"},
                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
