@@ -70,14 +70,18 @@ def rows_for(p: Prompt, completions: list[Completion], results: list[Any]) -> li
 
 def finished_keys(path: Path, n: int) -> set[str]:
     """Prompts whose whole group is in ``path``; the rows of a group cut short by an interrupted
-    job are dropped from the file, to be generated again."""
+    job (and a torn last line) are dropped from the file, to be generated again."""
+    if not path.exists() or not path.stat().st_size:
+        return set()
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        torn = f.read(1) != b"\n"
     rows = list(read_output(path))
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["prompt_key"]] = counts.get(row["prompt_key"], 0) + 1
     done = {k for k, c in counts.items() if c >= n}
-    if len(done) < len(counts) or (path.exists() and path.stat().st_size and
-                                   not path.read_bytes().endswith(b"\n")):
+    if len(done) < len(counts) or torn:
         tmp = path.with_suffix(path.suffix + ".tmp")
         with open(tmp, "w") as f:
             for row in rows:

@@ -84,6 +84,7 @@ class GroupAssembler:
             g = self._groups.get(key)
             if g is None:
                 g = self._groups[key] = Group(key, expected, time.monotonic() + self.wait_s)
+                metrics.GROUPS_OPEN.inc()
             if g.done:
                 for mid, w in works:
                     self._after_done(g, mid, w)
@@ -126,6 +127,7 @@ class GroupAssembler:
                     self._annotate(g, w, late=False, complete=complete)
             g.done, g.complete, g.finished_at = True, complete, time.monotonic()
             metrics.GROUPS.labels(status="complete" if complete else "incomplete").inc()
+            metrics.GROUPS_OPEN.dec()
             g._event.set()
             callbacks, g._callbacks = g._callbacks, []
             for fn in callbacks:
@@ -159,10 +161,6 @@ class GroupAssembler:
                     elif g.done and now - g.finished_at > self.keep_s:
                         del self._groups[key]
                 self._wake.wait(0.05)
-
-    def pending(self) -> int:
-        with self._lock:
-            return sum(not g.done for g in self._groups.values())
 
     def close(self) -> None:
         """Compute every open group over what it has, so that no request waits forever."""

@@ -175,7 +175,6 @@ class ScoringPipeline:
         for key, members in spanning.items():
             expected = max(w.item.group_size for w in members)  # type: ignore[type-var]
             groups.append(self.groups.join(key, expected, [(w.item.id, w) for w in members]))  # type: ignore[misc]
-        metrics.GROUPS_OPEN.set(self.groups.pending())
         return Pending(works, groups)
 
     def finish(self, pending: "Pending") -> ScoreResponse:
