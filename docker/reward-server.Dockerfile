@@ -10,7 +10,7 @@ ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
 
 FROM ${PYTHON_IMAGE} AS python
 
-# ---- build: a virtual environment with the server, its model and instruction extras ----
+# ---- build: a virtual environment with the server (rules, models, instruction checks) ----
 FROM python AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
@@ -22,12 +22,12 @@ RUN pip install --constraint constraints.txt torch
 COPY pyproject.toml README.md ./
 COPY services ./services
 COPY trainer ./trainer
-RUN pip install --constraint constraints.txt ".[server,models,instructions]"
+RUN pip install --constraint constraints.txt ".[server]"
 
 # ---- cpu ----
 FROM python AS cpu
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_HOME=/models/hf \
-    HARMO_NLTK_DATA=/home/harmo/nltk_data HARMO_MODEL_DEVICE=cpu
+    HARMO_MODEL_DIR=/models/harmo HARMO_NLTK_DATA=/home/harmo/nltk_data HARMO_MODEL_DEVICE=cpu
 COPY --from=build /opt/venv /opt/venv
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -p /models /config \
     && chown harmo /models /config
@@ -43,7 +43,7 @@ FROM ${CUDA_IMAGE} AS cuda
 # the interpreter the venv was built with, from the Python image (no apt packages to pin)
 COPY --from=python /usr/local /usr/local
 ENV PATH=/opt/venv/bin:/usr/local/bin:$PATH LD_LIBRARY_PATH=/usr/local/lib PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 \
-    HF_HOME=/models/hf HARMO_NLTK_DATA=/home/harmo/nltk_data HARMO_MODEL_DEVICE=auto
+    HF_HOME=/models/hf HARMO_MODEL_DIR=/models/harmo HARMO_NLTK_DATA=/home/harmo/nltk_data HARMO_MODEL_DEVICE=auto
 COPY --from=build /opt/venv /opt/venv
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -p /models /config \
     && chown harmo /models /config

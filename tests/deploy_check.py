@@ -44,7 +44,17 @@ def main(spec_path: str) -> None:
     procs = []
     report: dict = {}
     try:
-        for svc in [s for s in spec["services"] if not s.get("after_server")]:
+        # one-shot jobs that must succeed before the server starts (compose's
+        # service_completed_successfully, Kubernetes' init containers): the model pull
+        for svc in [s for s in spec["services"] if s.get("before_server")]:
+            env = {"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+                   "HOME": os.environ.get("HOME", "/root"), **svc["env"]}
+            with open(os.path.join(spec["logs"], svc["name"] + ".log"), "w") as log:
+                report[svc["name"]] = rc = subprocess.run(svc["argv"], env=env, cwd=spec["cwd"], stdout=log,
+                                                          stderr=log, timeout=600).returncode
+            if rc != 0:
+                raise RuntimeError(f"{svc['name']} exited with {rc}")
+        for svc in [s for s in spec["services"] if not s.get("after_server") and not s.get("before_server")]:
             # the image's PATH puts its environment first: here, the test interpreter's (or the one named)
             bin_dir = svc.get("bin") or os.path.dirname(sys.executable)
             env = {"PATH": bin_dir + os.pathsep + os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
@@ -64,6 +74,11 @@ def main(spec_path: str) -> None:
         report["first"] = first[0], first[1]["results"][0]["cached"] if first[0] == 200 else first[1]
         report["second"] = second[0], second[1]["results"][0]["cached"] if second[0] == 200 else second[1]
         report["profiles"] = [p["name"] for p in get(f"{server}/v1/profiles")[1]["profiles"]]
+        # an open-ended item: the default profile's model judges it
+        opened = get(f"{server}/score", headers, {"items": [{"prompt": "Describe the image.",
+                                                               "response": "A cat sits on a mat.",
+                                                               "reference": "A cat is sitting on a small mat in the warm sun."}]})
+        report["open"] = opened[0], opened[1]["results"][0]["accuracy"]["source"] if opened[0] == 200 else opened[1]
         # clients that run to completion (a rollout job): started once the server is up, as
         # compose's health-gated order does
         for svc in [s for s in spec["services"] if s.get("after_server")]:

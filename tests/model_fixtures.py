@@ -115,6 +115,50 @@ def tiny_qwen2vl_rm(seed: int = 0, value_head: bool = True) -> Path:
     return out
 
 
+def tiny_qwen25vl_rm(seed: int = 0, out: Path | None = None) -> Path:
+    """A small random Qwen2.5-VL reward model in Skywork-VL-Reward-7B's layout: the
+    ``Qwen2_5_VLForConditionalGeneration`` backbone in ``model.safetensors`` and the value head as
+    trl's ``v_head.summary.weight/bias`` in ``value_head.safetensors`` beside it."""
+    out = out or CACHE / f"tiny-qwen25vl-rm-{seed}"
+    if (out / "config.json").exists():
+        return out
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2VLImageProcessor  # Qwen2.5-VL's image processor, the PIL one
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir())
+    tok.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                                                          "<|video_pad|>"]})
+    tok.chat_template = QWEN_VL_TEMPLATE
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                                                     "<|video_pad|>")}
+    hidden = 64
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=hidden,
+                           in_channels=3, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                           window_size=56, fullatt_block_indexes=[1]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(cfg)
+    tmp = out.with_suffix(".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64).save_pretrained(tmp)
+    head = torch.nn.Linear(hidden, 1)
+    save_file({"v_head.summary.weight": head.weight.detach().contiguous(),
+               "v_head.summary.bias": head.bias.detach().contiguous()}, str(tmp / "value_head.safetensors"))
+    tmp.rename(out)
+    return out
+
+
 def smollm2_rm_dir(seed: int = 0) -> Path:
     """SmolLM2-135M-Instruct's weights with a fresh one-label head: a LlamaForSequenceClassification
     reward model of real size (for the vLLM pooling test and the benchmarks)."""

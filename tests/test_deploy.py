@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.model_fixtures import smollm2_dir
+from tests.model_fixtures import smollm2_dir, tiny_qwen25vl_rm
 
 VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
 TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-trainer" / "bin" / "python"))
@@ -51,13 +52,25 @@ def test_compose_file_is_valid_for_both_profiles_and_every_setting_is_documented
     cfg = json.loads(compose("--profile", "gpu", "config", "--format", "json").stdout)
     s = cfg["services"]
     assert s["reward-server"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # the GPU profile (the paper's setup), its models pulled onto the model cache before the server
+    gpu_profiles = ROOT / "services/reward_server/profiles-gpu.yaml"
+    for name in ("reward-server", "model-pull"):
+        [mount] = [v for v in s[name]["volumes"] if v["target"] == "/config/profiles.yaml"]
+        assert Path(mount["source"]) == gpu_profiles, name
+        assert any(v.get("source") == "model-cache" and v["target"] == "/models" for v in s[name]["volumes"])
+        assert s[name]["environment"]["HARMO_MODEL_DIR"] == "/models/harmo"
+    assert s["reward-server"]["depends_on"]["model-pull"]["condition"] == "service_completed_successfully"
+    assert s["model-pull"]["entrypoint"] == ["reward-server", "models", "pull"]
+    assert s["model-pull"]["image"] == s["reward-server"]["image"]
+    assert yaml.safe_load(gpu_profiles.read_text())["models"]["skywork_vl"]["path"] == "Skywork/Skywork-VL-Reward-7B"
     assert s["trainer"]["depends_on"]["reward-server"]["condition"] == "service_healthy"
     assert s["reward-server"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert {"model-cache", "outputs", "checkpoints", "redis-data"} <= set(cfg["volumes"])
 
 
 def test_yaml_files_pass_yamllint():
-    paths = ["docker-compose.yml", "k8s", "trainer/configs", "services/reward_server/profiles.yaml", ".yamllint"]
+    paths = ["docker-compose.yml", "k8s", "trainer/configs", "services/reward_server/profiles.yaml",
+             "services/reward_server/profiles-gpu.yaml", ".yamllint"]
     p = run(str(BIN / "yamllint"), "--strict", "-c", ".yamllint", *paths)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -120,8 +133,19 @@ def test_manifests_wire_the_services_together():
         assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert "nvidia.com/gpu" in probes["resources"]["limits"]
+        # the GPU profile, its models pulled by an init container onto the shared model volume
         profiles = by_kind(docs, "ConfigMap", "harmo-profiles")
-        assert profiles["data"]["profiles.yaml"] == (ROOT / "services/reward_server/profiles.yaml").read_text()
+        assert profiles["data"]["profiles.yaml"] == (ROOT / "services/reward_server/profiles-gpu.yaml").read_text()
+        [init] = pod["spec"]["initContainers"]
+        assert init["command"] == ["reward-server", "models", "pull"] and init["image"] == probes["image"]
+        init_env = {e["name"]: e.get("value") for e in init["env"]}
+        assert init_env["HARMO_MODEL_DIR"] == env["HARMO_MODEL_DIR"] == "/models/harmo"
+        assert init_env["HARMO_PROFILES_PATH"] == env["HARMO_PROFILES_PATH"]
+        [vol] = [v for v in pod["spec"]["volumes"] if v["name"] == "models"]
+        pvc = by_kind(docs, "PersistentVolumeClaim", vol["persistentVolumeClaim"]["claimName"])
+        assert pvc["spec"]["resources"]["requests"]["storage"]
+        for c in (init, probes):
+            assert {"name": "models", "mountPath": "/models"} in c["volumeMounts"]
         dash = json.loads(by_kind(docs, "ConfigMap", "harmo-grafana-dashboard")["data"]["harmo-dashboard.json"])
         exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
         for metric in ("harmo_requests_total", "harmo_cache_hits_total", "harmo_model_queue_depth",
@@ -173,7 +197,8 @@ def test_compose_services_find_each_other(tmp_path):
                              env={**os.environ, **small}).stdout)["services"]
     entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cpu")
     r_entry, r_env = _entrypoint(ROOT / "docker/policy-rollout.Dockerfile", "cpu")
-    server, redis, rollout = cfg["reward-server-cpu"], cfg["redis"], cfg["rollout-cpu"]
+    server, redis, rollout, pull = cfg["reward-server-cpu"], cfg["redis"], cfg["rollout-cpu"], cfg["model-pull-cpu"]
+    assert server["depends_on"]["model-pull-cpu"]["condition"] == "service_completed_successfully"
     trainer = json.loads(compose("--profile", "gpu", "config", "--format", "json").stdout)["services"]["trainer"]
     t_entry, t_env = _entrypoint(ROOT / "docker/trainer.Dockerfile", "runtime")
     config, data, models, out = (tmp_path / d for d in ("config", "data", "models", "out"))
@@ -188,6 +213,8 @@ def test_compose_services_find_each_other(tmp_path):
     (models / Path(model).name).symlink_to(smollm2_dir())
     url = rollout["command"][rollout["command"].index("--reward-url") + 1]
     spec = {"services": [
+        {"name": "model-pull", "argv": pull["entrypoint"] + (pull.get("command") or []), "before_server": True,
+         "env": image_env | {k: v for k, v in pull["environment"].items() if v is not None}},
         {"name": "redis", "argv": redis["command"], "env": {}},
         {"name": "reward-server", "argv": entry + (server.get("command") or []),
          "env": image_env | {k: v for k, v in server["environment"].items() if v is not None}},
@@ -205,6 +232,8 @@ def test_compose_services_find_each_other(tmp_path):
     assert report["healthz"]["cache"] == "redis"  # it found Redis by its compose name
     assert report["first"] == [200, []] and report["second"] == [200, ["accuracy"]]
     assert report["without_key"] == 200  # no keys configured by default
+    assert report["model-pull"] == 0 and "nothing to pull" in (tmp_path / "model-pull.log").read_text()
+    assert report["open"] == [200, "model:minilm"]  # the hybrid default: the embedding surrogate
     assert report["rollout"] == 0, (tmp_path / "rollout.log").read_text()[-3000:]
     rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["reward"] is not None and "format" in r["components"] for r in rows)
@@ -213,8 +242,17 @@ def test_compose_services_find_each_other(tmp_path):
 
 
 def test_kubernetes_services_find_each_other(tmp_path):
+    """The base's GPU profile as the pod runs it, on the CPU: the init container pulls the reward
+    model (a tiny Qwen2.5-VL in Skywork-VL-Reward-7B's layout, from a mirror: no hub here) onto
+    the model volume, then the server loads it and judges open-ended items with it."""
     docs = rendered("dev-single-gpu")
-    dep = by_kind(docs, "Deployment", "harmo-reward-server")["spec"]["template"]["spec"]["containers"][0]
+    pod_spec = by_kind(docs, "Deployment", "harmo-reward-server")["spec"]["template"]["spec"]
+    dep = pod_spec["containers"][0]
+    [init] = pod_spec["initContainers"]
+    mirror, models = tmp_path / "mirror", tmp_path / "models"
+    models.mkdir()
+    repo = yaml.safe_load(by_kind(docs, "ConfigMap", "harmo-profiles")["data"]["profiles.yaml"])
+    shutil.copytree(tiny_qwen25vl_rm(), mirror / repo["models"]["skywork_vl"]["path"])
     redis = by_kind(docs, "Deployment", "harmo-redis")["spec"]["template"]["spec"]["containers"][0]
     entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cuda")
     config, secrets = tmp_path / "config", tmp_path / "secrets"
@@ -229,12 +267,17 @@ def test_kubernetes_services_find_each_other(tmp_path):
     url = next(e["value"] for e in job_env if e["name"] == "HARMO_REWARD_URL")
     key_ref = next(e["valueFrom"]["secretKeyRef"] for e in job_env if e["name"] == "HARMO_API_KEY")
     spec = {"services": [
+        {"name": "model-pull", "argv": init["command"], "before_server": True,
+         "env": image_env | {e["name"]: e["value"] for e in init["env"] if "value" in e}
+                | {"HARMO_MODEL_MIRROR": str(mirror)}},
         {"name": "redis", "argv": redis["args"], "env": {}},
         {"name": "reward-server", "argv": entry + dep.get("args", []),
          "env": image_env | {e["name"]: e["value"] for e in dep["env"]}},
     ], "server_url": url, "client_key": base64.b64decode(secret[key_ref["key"]]).decode()}
     report = _in_namespace(tmp_path, spec, ["harmo-redis", "harmo-reward-server"],
-                           {"/config": config, "/secrets": secrets})
+                           {"/config": config, "/secrets": secrets, "/models": models})
+    assert report["model-pull"] == 0 and "1 of 1 models ready" in (tmp_path / "model-pull.log").read_text()
+    assert report["open"] == [200, "model:skywork_vl"]
     assert report["healthz"]["cache"] == "redis"
     assert report["without_key"] == 401  # the Secret's keys are in force
     assert report["first"] == [200, []] and report["second"] == [200, ["accuracy"]]

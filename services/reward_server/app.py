@@ -190,7 +190,8 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         ps = state["pipeline"].profiles
         return ProfilesResponse(default=ps.default, profiles=[
             ProfileInfo(name=n, version=p.version, description=p.description.strip(), weights=p.weights,
-                        formula=p.formula, data_sources=p.data_sources)
+                        formula=p.formula, data_sources=p.data_sources, models=ps.roles(n),
+                        unjudged=str(p.accuracy.unjudged))
             for n, p in ps.profiles.items()
         ])
 

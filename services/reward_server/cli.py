@@ -15,14 +15,75 @@ def _settings(profiles: str | None):
     return Settings(profiles_path=Path(profiles)) if profiles else Settings()
 
 
-def _load_profiles_or_exit(settings) -> None:
+def _load_profiles_or_exit(settings):
     from .profiles import ProfileError, ProfileSet
 
     try:
-        ProfileSet.load(settings.profiles_path)
+        return ProfileSet.load(settings.profiles_path)
     except ProfileError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _pull_command(settings, profiles, model: str) -> str:
+    users = [n for n, p in profiles.profiles.items() if model in p.models_used]
+    cmd = "reward-server models pull"
+    if settings.profiles_path:
+        cmd += f" --profiles {settings.profiles_path}"
+    if users:
+        cmd += f" --profile {users[0]}"
+    return cmd
+
+
+def _models_present_or_exit(settings, profiles) -> None:
+    """Every model the profiles file defines is loaded: refuse to start where one is missing,
+    naming it and the command that fetches it, rather than fail at the first request."""
+    from .models.store import missing
+
+    gone = missing(profiles.weights_refs())
+    if gone:
+        lines = ["cannot serve: model weights are missing or incomplete on this node:"]
+        for model, problem in gone:
+            lines.append(f"  model {model!r}: {problem}")
+            lines.append(f"    fetch it with: {_pull_command(settings, profiles, model)}")
+        lines.append("  (an offline node: copy the checkpoint folders into HARMO_MODEL_DIR; see docs/models.md)")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(3)
+
+
+def pull_models(args: argparse.Namespace) -> None:
+    """``reward-server models pull``: fetch and check the weights a profile (or the file) uses."""
+    from .models.store import human, model_dir, pull
+
+    settings = _settings(args.profiles)
+    profiles = _load_profiles_or_exit(settings)
+    try:
+        refs = profiles.weights_refs(args.profile)
+    except KeyError as exc:
+        print(str(exc.args[0]), file=sys.stderr)
+        raise SystemExit(2) from None
+    scope = f"profile {args.profile!r}" if args.profile else "the profiles file"
+    if not refs:
+        print(f"{scope} reads no model weights from this node (packaged or served elsewhere): nothing to pull")
+        return
+    print(f"model directory: {model_dir()}")
+    failed, total = 0, 0
+    for name, ref in refs:
+        try:
+            got = pull(ref, mirror=Path(args.mirror) if args.mirror else None, refresh=args.refresh)
+        except Exception as exc:  # noqa: BLE001 - the hub, the disk, a mirror: say which model and why
+            print(f"  {name}: {ref.ref}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        total += got.bytes
+        state = "ok" if not got.problems else "INCOMPLETE"
+        print(f"  {name}: {ref.ref} -> {got.path} [{got.action}, {got.files} files, {human(got.bytes)}] {state}")
+        for problem in got.problems:
+            print(f"    {problem}", file=sys.stderr)
+        failed += bool(got.problems)
+    print(f"{len(refs) - failed} of {len(refs)} models ready, {human(total)}")
+    if failed:
+        raise SystemExit(1)
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -34,7 +95,8 @@ def serve(args: argparse.Namespace) -> None:
 
     settings = _settings(args.profiles)
     logs.configure(settings.log_format, args.log_level or settings.log_level)
-    _load_profiles_or_exit(settings)  # fail before binding the port
+    profiles = _load_profiles_or_exit(settings)  # fail before binding the port
+    _models_present_or_exit(settings, profiles)
     # Our access line (JSON, with the request id) replaces uvicorn's.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
 
@@ -46,7 +108,7 @@ def score(args: argparse.Namespace) -> None:
     from .schema import ScoreItem, ScoreRequest
 
     settings = _settings(args.profiles)
-    _load_profiles_or_exit(settings)
+    _models_present_or_exit(settings, _load_profiles_or_exit(settings))
     items: list[ScoreItem] = []
     with open(args.input) as f:
         for n, line in enumerate(f, 1):
@@ -99,6 +161,14 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--profiles", help="reward profiles YAML")
     c.add_argument("--batch-size", type=int, default=512)
     c.set_defaults(func=score)
+    m = sub.add_parser("models", help="model weights on this node").add_subparsers(dest="models_cmd", required=True)
+    pl = m.add_parser("pull", help="download (or copy from a mirror) and check the weights the profiles use")
+    pl.add_argument("--profile", help="only the models this profile uses (default: every model in the file)")
+    pl.add_argument("--profiles", help="reward profiles YAML (default: HARMO_PROFILES_PATH, else the built-in)")
+    pl.add_argument("--from", dest="mirror", metavar="DIR",
+                    help="copy from a local mirror laid out as DIR/<org>/<name> instead of the hub")
+    pl.add_argument("--refresh", action="store_true", help="fetch again even if a complete copy is present")
+    pl.set_defaults(func=pull_models)
     args = ap.parse_args(argv)
     args.func(args)
 

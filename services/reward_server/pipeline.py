@@ -70,6 +70,7 @@ class _Work:
     fresh: dict[str, Any] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
     transient: bool = False  # the accuracy verdict stands in for a failed model: never cached
+    unjudged: bool = False  # nothing could judge the accuracy and the profile says: no reward
 
     def note_group_error(self, code: str, message: str) -> None:
         self.errors.append(ItemError(component="group", code=code, message=message))
@@ -222,7 +223,7 @@ class ScoringPipeline:
             if acc.model:
                 parts.append("model")
                 inputs |= self._model_key_inputs(item)
-                config |= {"model": self.models.fingerprint(acc.model), "min_confidence": acc.min_confidence,
+                config |= {"model": self.models.fingerprint(acc.model), "min_confidence": acc.threshold(w.task),
                            "blend": acc.blend}
             config["code"] = code_version(*parts)
             keys["accuracy"] = make_key(prefix, "accuracy", config, inputs)
@@ -341,8 +342,11 @@ class ScoringPipeline:
             purposes: dict[str, list[str]] = defaultdict(list)
             if acc.model and "accuracy" in w.profile.components and "accuracy" not in w.hits:
                 if w.check is None:
-                    purposes[acc.model].append("model")
-                elif w.check.verdict != "error" and w.check.confidence < acc.min_confidence:
+                    # A model that compares with a reference cannot judge an item without one:
+                    # the item stays unjudged (``_accuracy_component``) rather than getting a 0.
+                    if w.item.references() or not self.models.backend(acc.model).needs_reference:
+                        purposes[acc.model].append("model")
+                elif w.check.verdict != "error" and w.check.confidence < acc.threshold(w.task):
                     purposes[acc.model].append("blend" if acc.blend else "model")
             for model in w.profile.model_components:
                 if f"model:{model}" not in w.hits:
@@ -516,13 +520,13 @@ class ScoringPipeline:
     def _result(self, w: _Work) -> ScoreResult:
         p = w.profile
         failed = w.check is not None and w.check.verdict == "error"
-        if not w.components:
+        if not w.components and not w.unjudged:
             # e.g. an open-ended item under an accuracy-only profile: an empty sum is not a 0.
             w.errors.append(ItemError(component="reward", code="no_components",
                                       message=f"no component of profile {p.name!r} applies to this item"))
             reward = None
         else:
-            reward = None if failed and p.on_error == "null" else self._aggregate(w)
+            reward = None if w.unjudged or (failed and p.on_error == "null") else self._aggregate(w)
         return ScoreResult(id=w.item.id, reward=reward, components=w.components, accuracy=w.info,
                            cached=w.cached, errors=w.errors, details=w.details or None)
 
@@ -530,12 +534,25 @@ class ScoringPipeline:
         p = w.profile
         if "accuracy" not in p.components:
             return AccuracyInfo(source="none:disabled", verdict="unverifiable", confidence=0.0)
-        if w.check is None:  # open-ended: no rule applies
-            if p.accuracy.unverifiable == "skip":
+        if w.check is None:  # no rule applies, and no model judged it
+            policy = p.accuracy.unjudged
+            if w.item.constraints and "instruction" in p.components and not w.item.references():
+                # An instruction-following item (IFEval-style): its constraints are what is verified.
+                return AccuracyInfo(source="none:instruction", verdict="unverifiable", confidence=0.0)
+            if policy == "skip":
                 return AccuracyInfo(source="none:open", verdict="unverifiable", confidence=0.0)
-            w.components["accuracy"] = float(p.accuracy.unverifiable)
+            if policy == "null":
+                model = p.accuracy.model
+                why = (f"no rule verifies it (task {w.task!r}) and the profile's model {model!r} needs a reference "
+                       "answer, which the item lacks" if model else
+                       f"no rule verifies it (task {w.task!r}) and profile {p.name!r} names no model")
+                w.errors.append(ItemError(component="accuracy", code="unjudged",
+                                          message=f"the accuracy of this item cannot be judged: {why}"))
+                w.unjudged = True
+                return AccuracyInfo(source="none:unjudged", verdict="unverifiable", confidence=0.0)
+            w.components["accuracy"] = float(policy)
             return AccuracyInfo(source="profile:constant", verdict="unverifiable", confidence=0.0,
-                                score=float(p.accuracy.unverifiable))
+                                score=float(policy))
         c = w.check
         if c.error is not None:
             w.errors.append(ItemError(component="accuracy", code=c.error[0], message=c.error[1]))

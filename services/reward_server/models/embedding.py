@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..rewards.extract import final_answer
 from .base import Backend, BackendConfig, ModelInput, ModelOutput
+from .store import WeightsRef, resolve
 
 
 def packaged_minilm() -> str:
@@ -21,19 +22,28 @@ def packaged_minilm() -> str:
 
 class EmbeddingConfig(BackendConfig):
     kind: Literal["embedding"] = "embedding"
-    path: str | None = Field(None, description="a sentence-transformers model path; the packaged MiniLM when unset")
+    path: str | None = Field(
+        None, description="a sentence-transformers model: a directory or a hub id (see `models pull`); the "
+        "packaged all-MiniLM-L6-v2 when unset")
+    revision: str | None = Field(None, description="the hub revision `models pull` fetches")
     compare: Literal["answer", "response"] = Field(
         "answer", description="embed the extracted final answer, or the whole response")
+
+
+    def weights(self) -> WeightsRef | None:
+        return WeightsRef(self.path, self.revision) if self.path else None
 
 
 class EmbeddingBackend(Backend):
     config: EmbeddingConfig
     labels = ("similarity",)
+    needs_reference = True
 
     def load(self) -> None:
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(self.config.path or packaged_minilm(), device=self.device)
+        path = str(resolve(self.config.path)) if self.config.path else packaged_minilm()
+        self.model = SentenceTransformer(path, device=self.device)
         self.model.eval()
 
     def _text(self, item: ModelInput) -> str:

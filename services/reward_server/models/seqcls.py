@@ -7,17 +7,22 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Backend, BackendConfig, ModelInput, ModelOutput, resolve_dtype
+from .store import WeightsRef, resolve
 
 
 class SeqClsConfig(BackendConfig):
     kind: Literal["seq_cls"] = "seq_cls"
-    path: str = Field(description="a Hugging Face checkpoint directory (or hub id, where reachable)")
+    path: str = Field(description="a Hugging Face checkpoint: a directory, or a hub id (see `models pull`)")
+    revision: str | None = Field(None, description="the hub revision `models pull` fetches")
     labels: list[str] | None = Field(
         None, description="names of a vector head's outputs (default: the checkpoint's id2label)")
     score_label: str | None = Field(
         None, description="the output used as the accuracy score (default: the first)")
     components: bool = Field(False, description="each named output becomes a component '<model>.<label>'")
     max_length: int = Field(4096, gt=0)
+
+    def weights(self) -> WeightsRef:
+        return WeightsRef(self.path, self.revision)
 
 
 def text_of(content) -> str:
@@ -48,12 +53,13 @@ class SeqClsBackend(Backend):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         cfg = self.config
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.path)
+        path = resolve(cfg.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            cfg.path, dtype=resolve_dtype(self.dtype, self.device)).to(self.device).eval()
+            path, dtype=resolve_dtype(self.dtype, self.device)).to(self.device).eval()
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         n = self.model.config.num_labels

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from .base import Backend, BackendConfig, ModelInput, ModelOutput
 from .seqcls import chat_text
+from .store import WeightsRef, resolve
 
 _SCORING_ARCH = re.compile(r"(ForSequenceClassification|ForRewardModeling|ClassificationModel|RewardModel)$")
 
@@ -30,12 +31,18 @@ class VLLMConfig(BackendConfig):
     base_url: str = Field(description="the vLLM server's root, e.g. http://127.0.0.1:8002")
     model: str | None = Field(None, description="the served model name (default: the server's only model)")
     checkpoint: str | None = Field(
-        None, description="local directory of the served checkpoint (default: the server's model root)")
+        None, description="the served checkpoint, for its config and tokenizer: a directory or a hub id (see "
+        "`models pull`; default: the server's model root)")
+    revision: str | None = Field(None, description="the hub revision `models pull` fetches")
     endpoint: Literal["classify", "pooling"] = "classify"
     labels: list[str] | None = None
     score_label: str | None = None
     components: bool = False
     call_timeout_s: float = Field(60.0, gt=0)
+
+    def weights(self) -> WeightsRef | None:
+        # The vLLM server loads the weights; this side reads the config and the tokenizer.
+        return WeightsRef(self.checkpoint, self.revision, weights=False) if self.checkpoint else None
 
 
 class VLLMBackend(Backend):
@@ -53,7 +60,7 @@ class VLLMBackend(Backend):
             raise ValueError(f"the server at {cfg.base_url} does not serve {cfg.model!r}; it serves "
                              f"{[m['id'] for m in served]}")
         self.served = entry["id"]
-        ckpt = Path(cfg.checkpoint or entry.get("root") or entry["id"])
+        ckpt = resolve(cfg.checkpoint) if cfg.checkpoint else Path(entry.get("root") or entry["id"])
         if not (ckpt / "config.json").exists():
             raise ValueError(f"cannot check the served checkpoint: no {ckpt}/config.json (set `checkpoint`)")
         hf = json.loads((ckpt / "config.json").read_text())

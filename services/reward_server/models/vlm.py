@@ -1,10 +1,11 @@
 """Vision-language reward models (Skywork-VL-Reward style): a Qwen2-VL / Qwen2.5-VL backbone
 whose last hidden state at the final token goes through a linear value head.
 
-The checkpoint is a Hugging Face directory: the backbone as ``*ForConditionalGeneration``
-weights, the value head as ``v_head.*`` tensors in any of its safetensors files (the layout
-trl's value-head models save, which Skywork-VL-Reward uses). Images come from the request as
-base64 data URLs; http(s) URLs only where the model's settings allow them.
+The checkpoint is a Hugging Face directory (or a hub id pulled into the model directory): the
+backbone as ``*ForConditionalGeneration`` weights, the value head as trl's ``v_head.summary.*``
+tensors, in ``value_head.safetensors`` beside the backbone's shards (Skywork-VL-Reward-7B's
+layout) or inside them (``store.value_head`` lists the names accepted). Images come from the
+request as base64 data URLs; http(s) URLs only where the model's settings allow them.
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from pydantic import Field
 
 from .base import Backend, BackendConfig, ModelInput, ModelOutput, resolve_dtype
 from .seqcls import text_of
+from .store import WeightsRef, checkpoint_problems, resolve, value_head
 
 
 class VLMConfig(BackendConfig):
     kind: Literal["vlm"] = "vlm"
-    path: str
+    path: str = Field(description="the checkpoint: a directory, or a hub id (see `models pull`)")
+    revision: str | None = Field(None, description="the hub revision `models pull` fetches")
     value_head_prefix: str = "v_head."
     allow_remote_images: bool = Field(False, description="fetch http(s) image URLs (off: only data URLs)")
     remote_image_timeout_s: float = Field(10.0, gt=0)
@@ -32,6 +35,9 @@ class VLMConfig(BackendConfig):
     min_pixels: int | None = None
     max_pixels: int | None = None
     max_length: int = Field(8192, gt=0)
+
+    def weights(self) -> WeightsRef:
+        return WeightsRef(self.path, self.revision, head_prefix=self.value_head_prefix)
 
 
 class ImageError(ValueError):
@@ -48,7 +54,11 @@ class VLMBackend(Backend):
         from safetensors import safe_open
         from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
-        cfg, path = self.config, Path(self.config.path)
+        cfg = self.config
+        path = resolve(cfg.path)
+        problems = checkpoint_problems(path, head_prefix=cfg.value_head_prefix)
+        if problems:
+            raise ValueError("; ".join(problems))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "right"
         if self.tokenizer.pad_token is None:
@@ -66,19 +76,13 @@ class VLMBackend(Backend):
         self.merge = mcfg.vision_config.spatial_merge_size
         hidden = getattr(mcfg, "text_config", mcfg).hidden_size
         head = {}
-        for f in path.glob("*.safetensors"):
-            with safe_open(f, "pt") as st:
-                for k in st.keys():
-                    if k.startswith(cfg.value_head_prefix):
-                        head[k[len(cfg.value_head_prefix):]] = st.get_tensor(k)
-        weight = next((v for k, v in head.items() if k.endswith("weight")), None)
-        if weight is None or weight.shape != (1, hidden):
-            raise ValueError(f"{path} holds no value head '{cfg.value_head_prefix}*weight' of shape (1, {hidden}): "
-                             "a plain vision-language model is not a reward model")
-        self.v_head = torch.nn.Linear(hidden, 1, bias=any(k.endswith("bias") for k in head))
-        self.v_head.weight.data.copy_(weight)
+        for part, t in value_head(path, cfg.value_head_prefix).items():
+            with safe_open(t.file, "pt") as st:
+                head[part] = st.get_tensor(t.key)
+        self.v_head = torch.nn.Linear(hidden, 1, bias="bias" in head)
+        self.v_head.weight.data.copy_(head["weight"])
         if self.v_head.bias is not None:
-            self.v_head.bias.data.copy_(next(v for k, v in head.items() if k.endswith("bias")))
+            self.v_head.bias.data.copy_(head["bias"])
         self.v_head = self.v_head.to(self.device, dtype).eval()
         del full
         self._takes_mm_types = "mm_token_type_ids" in inspect.signature(self.backbone.forward).parameters
@@ -140,8 +144,9 @@ class VLMBackend(Backend):
         return messages, images
 
     def cost(self, item: ModelInput) -> int:
-        # An image is a few hundred tokens at the default resolution.
-        return super().cost(item) + 256 * (len(item.images) + sum(
+        # An image is at most max_pixels / (28 * 28) tokens after merging; without a cap, a few hundred.
+        per_image = self.config.max_pixels // (28 * 28) if self.config.max_pixels else 256
+        return super().cost(item) + per_image * (len(item.images) + sum(
             str(m.get("content")).count("image") for m in item.messages))
 
     def infer(self, batch: list[ModelInput]) -> list[ModelOutput]:

@@ -21,11 +21,22 @@ def normalize_text(s: str) -> str:
     return " ".join(s.split())
 
 
+# A miss against a reference of this many words or more may be a paraphrase, not a wrong answer.
+PHRASE_WORDS = 4
+CONF_PHRASE_MISS = 0.5
+
+
 def exact_match(response: str, references: list[str], **_: object) -> Check:
+    """Normalised exact match. A match is certain; so is a miss against a short answer ("Paris",
+    "two dogs"); a miss against a phrase is reported unsure, so that a hybrid profile can hand it
+    to a model (``accuracy.min_confidence``)."""
     cand = final_answer(response)
     pred = normalize_text(cand.text)
-    ok = any(pred == normalize_text(r) for r in references)
-    return Check.binary(ok, cand.text)
+    golds = [normalize_text(r) for r in references]
+    if pred in golds:
+        return Check.binary(True, cand.text)
+    phrase = any(len(g.split()) >= PHRASE_WORDS for g in golds)
+    return Check.binary(False, cand.text, CONF_PHRASE_MISS if phrase else 1.0)
 
 
 def anls(response: str, references: list[str], *, threshold: float = 0.5, **_: object) -> Check:
