@@ -6,6 +6,7 @@ their own, one request at a time (no batching across requests). The comparison p
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import uvicorn
@@ -19,15 +20,15 @@ from services.reward_server.schema import ScoreRequest
 
 def build(profiles: str, model: str) -> FastAPI:
     cfg = ProfileSet.load(profiles).models[model]
-    backend = BACKENDS[cfg.kind](model, cfg, "cpu", "auto")
+    backend = BACKENDS[cfg.kind](model, cfg, os.environ.get("HARMO_MODEL_DEVICE", "cpu"), "auto")
     backend.load()
     app = FastAPI()
 
     @app.post("/score")
     async def score(req: ScoreRequest) -> dict:
         # The model runs inside the handler, so concurrent requests simply queue.
-        outs = backend.infer([ModelInput(response=i.response, prompt=i.prompt, references=tuple(i.references()))
-                              for i in req.items])
+        outs = backend.infer([ModelInput(response=i.response, prompt=i.prompt, references=tuple(i.references()),
+                                         images=tuple(i.images or ())) for i in req.items])
         return {"results": [{"reward": cfg.scale(o.values[0]) if o.values else None} for o in outs]}
 
     return app

@@ -69,7 +69,7 @@ class Server:
              "--log-level", log_level, *args],
             env={**os.environ, **(env or {})}, cwd=ROOT, stderr=open(log, "w") if log else None,
         )
-        wait_until_up(self.proc, f"{self.url}/healthz", 120)
+        wait_until_up(self.proc, f"{self.url}/readyz", 180)  # its start-up models loaded
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -207,9 +207,9 @@ def test_openrlhf_get_reward(server):
         timeout=60).json()["results"]
     assert body["rewards"] == body["scores"] == [x["reward"] for x in same]
     assert body["extra_logs"]["accuracy"] == [1.0, 0.0, 1.0]
-    # No number is made up: an item no component applies to refuses the request, saying why.
+    # No number is made up: an item nothing can judge refuses the request, saying why.
     bad = httpx.post(f"{server.url}/get_reward?profile=accuracy_only", json={"query": ["just text"]}, timeout=60)
-    assert bad.status_code == 422 and "no_components" in bad.text
+    assert bad.status_code == 422 and "accuracy/unjudged" in bad.text
     assert httpx.post(f"{server.url}/get_reward", json={"query": ["a", "b"], "labels": ["x"]}).status_code == 422
 
 

@@ -120,7 +120,7 @@ def test_bad_constraints_are_typed_errors(server):
         {"id": "length_constraints:number_words", "kwargs": {"num_words": 3}},            # relation missing
         {"id": "punctuation:no_comma", "kwargs": {"surprise": 1}},                         # unexpected kwarg
     ]}
-    r = httpx.post(f"{server.url}/score", json={"items": [item, {"response": "other item"}]}, timeout=60)
+    r = httpx.post(f"{server.url}/score", json={"items": [item, {"response": "4", "reference": "4"}]}, timeout=60)
     assert r.status_code == 200
     res = r.json()["results"][0]
     codes = [(e["component"], e["code"]) for e in res["errors"]]

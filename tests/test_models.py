@@ -98,8 +98,11 @@ def test_embedding_surrogate_on_open_items(mp):
 
 
 def test_embedding_needs_a_reference(mp):
+    """An open item without a reference is not sent to an embedding model: it is unjudged, with
+    no reward (the profile's default), never a 0."""
     r = score(mp, [{"response": "hello"}], "open_embed").results[0]
-    assert r.accuracy.verdict == "error" and r.errors[0].code == "no_reference"
+    assert r.accuracy.source == "none:unjudged" and r.reward is None
+    assert [(e.component, e.code) for e in r.errors] == [("accuracy", "unjudged")]
 
 
 def test_scalar_reward_model_with_sigmoid(mp):

@@ -81,7 +81,10 @@ def custom(tmp_path_factory, pipeline):
             accuracy: {routing: {"chartqa*": chart}, verifiers: {chart: {tolerance: 0.1}}}
           constant_open:
             weights: {accuracy: 1.0, format: 1.0}
-            accuracy: {unverifiable: 0.25}
+            accuracy: {unjudged: 0.25}
+          skip_open:
+            weights: {accuracy: 1.0, format: 0.5}
+            accuracy: {unjudged: skip}
           strict_errors:
             weights: {accuracy: 1.0}
             on_error: "null"
@@ -139,15 +142,22 @@ def test_unknown_profile(custom):
 
 
 def test_unverifiable_items_are_visible(custom):
-    skip = score(custom, [{"response": THINK.format("a poem")}]).results[0]
+    # by default an item nothing can judge has no reward: never a silent accuracy of 0, nor a
+    # reward without its accuracy part
+    unjudged = score(custom, [{"response": THINK.format("a poem")}]).results[0]
+    assert unjudged.accuracy.source == "none:unjudged" and unjudged.reward is None
+    assert [(e.component, e.code) for e in unjudged.errors] == [("accuracy", "unjudged")]
+    assert unjudged.components == {"format": 1.0}
+    skip = score(custom, [{"response": THINK.format("a poem")}], "skip_open").results[0]
     assert skip.accuracy.source == "none:open" and skip.accuracy.verdict == "unverifiable"
-    assert "accuracy" not in skip.components
-    assert skip.reward == pytest.approx(0.5)  # format only: never a silent accuracy of 0
+    assert "accuracy" not in skip.components and skip.errors == []
+    assert skip.reward == pytest.approx(0.5)  # format only, as the profile chose explicitly
     const = score(custom, [{"response": THINK.format("a poem")}], "constant_open").results[0]
     assert const.accuracy.source == "profile:constant" and const.components["accuracy"] == 0.25
     assert const.reward == pytest.approx(1.25)
     nothing = score(custom, [{"response": "a poem"}], "strict_errors").results[0]
-    assert nothing.reward is None and [e.code for e in nothing.errors] == ["no_components"]
+    assert nothing.reward is None and [e.code for e in nothing.errors] == ["unjudged"]
+    assert nothing.components == {}
 
 
 def test_on_error_null(custom):
@@ -166,7 +176,9 @@ def test_formula_errors_are_typed(custom):
 
 def test_constraints_are_never_dropped_silently(custom):
     r = score(custom, [{"response": "ok", "constraints": [{"id": "punctuation:no_comma"}]}]).results[0]
-    assert [(e.component, e.code) for e in r.errors] == [("instruction", "unsupported")]
+    # the profile checks no constraints, so nothing judges this item either
+    assert [(e.component, e.code) for e in r.errors] == [("instruction", "unsupported"), ("accuracy", "unjudged")]
+    assert r.reward is None
 
 
 def test_settings_from_yaml_and_environment(tmp_path, monkeypatch):
