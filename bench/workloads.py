@@ -111,3 +111,64 @@ def choice_groups(n_groups: int, seed: int = 0) -> list[list[dict]]:
                           "choices": choices, "reference": gold})
         groups.append(items)
     return groups
+
+
+_CAPTIONS = [
+    ("A cat is sitting on a mat in the warm afternoon sun.",
+     ["A cat sits on a mat, enjoying the afternoon sunshine.", "In the sun, a cat rests on a small mat."]),
+    ("Two children are playing football in a park on a cloudy afternoon.",
+     ["Kids kick a soccer ball around a park under grey skies.", "A pair of children play football in the park."]),
+    ("The chart shows that sales increased steadily from 2015 to 2020.",
+     ["Sales rose every year between 2015 and 2020, the chart shows.", "According to the chart, sales grew."]),
+    ("A red double-decker bus drives down a busy city street at rush hour.",
+     ["A red two-storey bus moves along a crowded street.", "At rush hour a red bus drives through the city."]),
+]
+_UNRELATED = ["The stock market fell sharply today.", "Snow covers the peaks behind the lake.",
+              "A bowl of soup is cooling on the table.", "The train leaves at half past nine."]
+_CONSTRAINTS = [
+    [{"id": "change_case:english_lowercase"}],
+    [{"id": "length_constraints:number_words", "kwargs": {"relation": "at least", "num_words": 20}}],
+    [{"id": "punctuation:no_comma"}, {"id": "keywords:existence", "kwargs": {"keywords": ["river"]}}],
+    [{"id": "detectable_format:number_bullet_lists", "kwargs": {"num_bullets": 3}}],
+]
+
+
+def mixed_groups(n_groups: int, seed: int = 0) -> list[list[dict]]:
+    """What the default profile sees in multimodal RL: a quarter each of math groups (the
+    workload above), multiple-choice groups, open-ended groups (captions judged against a
+    reference by the embedding surrogate) and instruction-following groups (constraints, no
+    reference)."""
+    rng = random.Random(seed)
+    kinds = ["math", "choice", "open", "constrained"]
+    math_iter = iter(math_groups(n_groups, seed=seed))
+    choice_iter = iter(choice_groups(n_groups, seed=seed + 1))
+    groups = []
+    for g in range(n_groups):
+        kind = kinds[g % 4]
+        if kind == "math":
+            groups.append(next(math_iter))
+            continue
+        if kind == "choice":
+            groups.append(next(choice_iter))
+            continue
+        items = []
+        for i in range(GROUP):
+            think = " ".join(rng.choice(["look", "at the", "image", "it shows", "so", "the scene"])
+                             for _ in range(rng.randint(10, 60)))
+            if kind == "open":
+                ref, paraphrases = _CAPTIONS[g % len(_CAPTIONS)]
+                # every sample distinct, as a policy's are: a paraphrase (or not) with its own details
+                detail = " ".join(rng.choice(["bright", "small", "near the window", "in the background", "quietly",
+                                              "with a blue sky", "on the left", "slightly blurred"])
+                                  for _ in range(rng.randint(2, 10)))
+                answer = f"{rng.choice(paraphrases + _UNRELATED[:1])} It is {detail}."
+                item = {"prompt": "Describe the image.", "reference": ref}
+            else:
+                words = rng.choice(["the river runs past the old mill", "a quiet morning by the water, with birds",
+                                    "* first\n* second\n* third point about the river"])
+                answer = " ".join([words] * rng.randint(1, 4))
+                item = {"prompt": "Write about the river.", "constraints": _CONSTRAINTS[g % len(_CONSTRAINTS)]}
+            items.append(item | {"id": f"{kind}{g}-{i}", "group_id": f"{kind}{g}",
+                                 "response": f"<think>{think}</think><answer>{answer}</answer>"})
+        groups.append(items)
+    return groups
