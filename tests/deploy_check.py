@@ -75,9 +75,9 @@ def main(spec_path: str) -> None:
         report["second"] = second[0], second[1]["results"][0]["cached"] if second[0] == 200 else second[1]
         report["profiles"] = [p["name"] for p in get(f"{server}/v1/profiles")[1]["profiles"]]
         # an open-ended item: the default profile's model judges it
-        opened = get(f"{server}/score", headers, {"items": [{"prompt": "Describe the image.",
-                                                               "response": "A cat sits on a mat.",
-                                                               "reference": "A cat is sitting on a small mat in the warm sun."}]})
+        caption = {"prompt": "Describe the image.", "response": "A cat sits on a mat.",
+                   "reference": "A cat is sitting on a small mat in the warm sun."}
+        opened = get(f"{server}/score", headers, {"items": [caption]})
         report["open"] = opened[0], opened[1]["results"][0]["accuracy"]["source"] if opened[0] == 200 else opened[1]
         # clients that run to completion (a rollout job): started once the server is up, as
         # compose's health-gated order does

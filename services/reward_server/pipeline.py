@@ -220,7 +220,9 @@ class ScoringPipeline:
                                       "choices": item.choices}
             # The task's own options, not the whole block: tuning one verifier keeps the others' entries.
             config: dict[str, Any] = {"options": acc.options(w.task) if w.task != "open" else None}
-            if acc.model:
+            # The model takes part only where it can: open items, and tasks whose unsure verdicts go to
+            # it; a math verdict under the default profile keys on the rule alone, as without a model.
+            if acc.model and (w.task == "open" or acc.threshold(w.task) > 0):
                 parts.append("model")
                 inputs |= self._model_key_inputs(item)
                 config |= {"model": self.models.fingerprint(acc.model), "min_confidence": acc.threshold(w.task),
