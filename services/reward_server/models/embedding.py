@@ -29,7 +29,6 @@ class EmbeddingConfig(BackendConfig):
     compare: Literal["answer", "response"] = Field(
         "answer", description="embed the extracted final answer, or the whole response")
 
-
     def weights(self) -> WeightsRef | None:
         return WeightsRef(self.path, self.revision) if self.path else None
 
