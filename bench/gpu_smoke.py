@@ -73,8 +73,7 @@ def build_vl_model(size: str, out: Path, dtype: str, device: str) -> int:
     initialises in seconds on a GPU, minutes on a CPU)."""
     import torch
     from safetensors.torch import save_file
-    from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-    from transformers import Qwen2VLImageProcessor
+    from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
 
     from tests.model_fixtures import QWEN_VL_TEMPLATE
 
@@ -143,8 +142,8 @@ def vl_profile(path: Path, max_batch: int) -> str:
 def vl_curve(profiles: Path, items: list[dict], device: str) -> dict[int, dict]:
     """The backend in-process on batches of 1..64 items: ms per batch and items/s."""
     from services.reward_server.models.base import ModelInput
-    from services.reward_server.profiles import ProfileSet
     from services.reward_server.models.vlm import VLMBackend
+    from services.reward_server.profiles import ProfileSet
 
     b = VLMBackend("m", ProfileSet.load(profiles).models["m"], device, "auto")
     b.load()

@@ -56,4 +56,6 @@ if ! redis_up; then
   redis_up || { echo "redis did not start at $REDIS_URL" >&2; exit 1; }
 fi
 
+# Lint first: a small agreed rule set (pyproject.toml [tool.ruff]).
+.venv/bin/ruff check services trainer tests bench
 exec .venv/bin/python -m pytest -q "$@"

@@ -81,8 +81,12 @@ def tiny_qwen2vl_rm(seed: int = 0, value_head: bool = True) -> Path:
         return out
     import torch
     from safetensors.torch import save_file
-    from transformers import AutoTokenizer, Qwen2VLConfig, Qwen2VLForConditionalGeneration
-    from transformers import Qwen2VLImageProcessor  # the PIL one where torchvision is missing
+    from transformers import (
+        AutoTokenizer,
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,  # the PIL one where torchvision is missing
+    )
 
     tok = AutoTokenizer.from_pretrained(smollm2_dir())
     tok.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
@@ -124,8 +128,12 @@ def tiny_qwen25vl_rm(seed: int = 0, out: Path | None = None) -> Path:
         return out
     import torch
     from safetensors.torch import save_file
-    from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-    from transformers import Qwen2VLImageProcessor  # Qwen2.5-VL's image processor, the PIL one
+    from transformers import (
+        AutoTokenizer,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2VLImageProcessor,  # Qwen2.5-VL's image processor, the PIL one
+    )
 
     tok = AutoTokenizer.from_pretrained(smollm2_dir())
     tok.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>",

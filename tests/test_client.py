@@ -11,8 +11,7 @@ import pytest
 
 from services.reward_server.schema import ScoreItem
 from tests.conftest import Server, free_port
-from trainer.client import (AsyncRewardClient, RewardClient, RewardRequestError, RewardServiceUnavailable,
-                            plan_batches)
+from trainer.client import AsyncRewardClient, RewardClient, RewardRequestError, RewardServiceUnavailable, plan_batches
 from trainer.verl_reward import build_item, extra_info_of
 
 
@@ -26,7 +25,7 @@ def test_batches_keep_groups_whole_and_on_one_server():
     items = [ScoreItem.model_validate(i) for i in groups(20, 8)] + [ScoreItem(response="x") for _ in range(5)]
     batches = plan_batches(items, n_urls=3, max_batch_items=20)
     assert sorted(i for _, b in batches for i in b) == list(range(len(items)))
-    for url, b in batches:
+    for _url, b in batches:
         assert len(b) <= 20
     where: dict[str, set[int]] = {}
     for url, b in batches:

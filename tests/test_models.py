@@ -256,6 +256,64 @@ def test_batcher_failure_fails_its_items_only():
         b.close()
 
 
+def test_batcher_drops_items_nobody_waits_for():
+    """Items whose deadline passed while queued, or whose caller cancelled them, never reach the
+    model: their futures fail with Expired (or stay cancelled), the rest run."""
+    from services.reward_server.models.batcher import Expired
+
+    ran: list[str] = []
+    gate = threading.Event()
+
+    def run(batch):
+        gate.wait(5)
+        ran.extend(batch)
+        return batch
+
+    b = DynamicBatcher("t", run, max_batch_size=8, max_wait_ms=1)
+    try:
+        busy = b.submit(["busy"])  # holds the worker while the rest queue
+        time.sleep(0.05)
+        late = b.submit(["late-1", "late-2"], deadline=time.monotonic() + 0.05)
+        cancelled = b.submit(["cancelled"])
+        kept = b.submit(["kept"], deadline=time.monotonic() + 30)
+        assert cancelled[0].cancel()
+        time.sleep(0.2)  # the deadline passes while they wait
+        gate.set()
+        assert busy[0].result(5) == "busy" and kept[0].result(5) == "kept"
+        for f in late:
+            with pytest.raises(Expired):
+                f.result(5)
+        assert cancelled[0].cancelled()
+        assert ran == ["busy", "kept"] and b.stats.dropped == 3
+    finally:
+        b.close()
+
+
+def test_a_stuck_model_costs_a_request_one_timeout_not_one_per_item(tmp_path, pipeline):
+    """The seam: the embedding backend's inference is replaced by one that hangs (a stuck GPU
+    cannot be made here); the batcher, registry and pipeline are the real ones."""
+    path = tmp_path / "p.yaml"
+    path.write_text("default: p\nmodels:\n  m: {kind: embedding, timeout_s: 0.5, batch: {max_batch_size: 2}}\n"
+                    "profiles:\n  p: {weights: {accuracy: 1.0}, accuracy: {model: m}}\n")
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+        deadline = time.monotonic() + 60
+        while not p.models.ready() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        release = threading.Event()
+        p.models._slots["m"].batcher._run_batch = lambda batch: (release.wait(10), [])[1]
+        try:
+            t = time.monotonic()
+            rs = score(p, [{"task": "open", "response": f"answer {k}", "reference": "a reference answer"}
+                           for k in range(12)]).results
+            took = time.monotonic() - t
+        finally:
+            release.set()
+        assert took < 3, took  # 12 items x 0.5 s would be 6 s
+        assert {e.code for r in rs for e in r.errors} == {"model_timeout"} and all(r.reward == 0.0 for r in rs)
+        time.sleep(0.3)
+        assert p.models.status()["m"]["batching"]["dropped"] >= 8  # the queued ones never ran
+
+
 # --- over HTTP -------------------------------------------------------------------------
 def test_http_readyz_and_503(tmp_path, model_files):
     path = tmp_path / "p.yaml"

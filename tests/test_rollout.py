@@ -101,8 +101,8 @@ def test_prompts_with_images_and_parquet_output(tmp_path):
 
     from services.policy_rollout.cli import _finish
     from services.policy_rollout.data import chat_messages, read_prompts
-    from services.policy_rollout.rollout import items_for
     from services.policy_rollout.engine import Completion
+    from services.policy_rollout.rollout import items_for
     from services.reward_server.schema import ScoreItem
 
     img = {"bytes": b"\x89PNG fake", "path": "a.png"}

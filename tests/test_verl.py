@@ -53,3 +53,39 @@ def test_grpo_config_extends_verls_own():
 def test_launch_scripts_parse():
     for script in (ROOT / "trainer" / "scripts").glob("*.sh"):
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script
+
+
+def test_sample_ids_are_stable_and_tell_duplicates_apart():
+    """A veRL sample's item id is the same whenever the same sample is scored again (veRL's
+    padding copies take their original's place in the group) and differs between identical
+    responses of one group scored by one worker."""
+    from trainer.verl_reward import HarmoRewardManager, build_item
+
+    fields = dict(data_source="gsm8k", ground_truth="4", extra_info={}, response="The answer is 4.", uid="u1",
+                  group_size=8, response_length=5)
+    assert build_item(**fields)["id"] == build_item(**fields)["id"]
+    assert build_item(**fields)["id"] != build_item(**fields | {"response": "5"})["id"]
+    assert build_item(**fields)["id"] != build_item(**fields | {"uid": "u2"})["id"]
+    mgr = HarmoRewardManager.__new__(HarmoRewardManager)  # the occurrence count alone, no server
+    from collections import OrderedDict
+
+    mgr._seen = OrderedDict()
+    assert [mgr._occurrence("u1", "B"), mgr._occurrence("u1", "B"), mgr._occurrence("u1", "C"),
+            mgr._occurrence("u2", "B")] == [0, 1, 0, 0]
+    assert build_item(**fields, occurrence=1)["id"] != build_item(**fields)["id"]
+
+
+def test_reward_urls_from_config_or_environment(monkeypatch):
+    """The manager and the trainer's pre-flight read the same addresses."""
+    from trainer.verl_reward import reward_urls
+
+    monkeypatch.delenv("HARMO_REWARD_URL", raising=False)
+    monkeypatch.setenv("HARMO_REWARD_URLS", "http://a:8000/, http://b:8000")
+    assert reward_urls({}) == ["http://a:8000", "http://b:8000"]
+    assert reward_urls({"urls": "http://c:8000"}) == ["http://c:8000"]
+    monkeypatch.delenv("HARMO_REWARD_URLS")
+    monkeypatch.setenv("HARMO_REWARD_URL", "http://d:8000")
+    assert reward_urls({}) == ["http://d:8000"]
+    monkeypatch.delenv("HARMO_REWARD_URL")
+    with pytest.raises(ValueError, match="no reward server"):
+        reward_urls({})

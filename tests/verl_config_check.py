@@ -7,11 +7,10 @@ import json
 import os
 import sys
 
+import verl
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-
-import verl
 
 FREE_FORM = ("reward.reward_kwargs", "ray_kwargs.ray_init.runtime_env", "hydra", "defaults")
 

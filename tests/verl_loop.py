@@ -17,11 +17,10 @@ import time
 import numpy as np
 import ray
 import torch
+import verl
 from omegaconf import OmegaConf, open_dict
 from tensordict import TensorDict
 from transformers import AutoTokenizer
-
-import verl
 from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopManager
 
@@ -34,7 +33,7 @@ def samples(groups: int, rng: random.Random) -> list[dict]:
     out = []
     for g in range(groups):
         kind = g % 3
-        for k in range(N):
+        for _ in range(N):
             if kind == 0:  # math, verified by rule
                 ans = rng.choice(["12", "\\frac{24}{2}", "13", "12.0", "x"])
                 s = {"data_source": "math500", "prompt": f"Compute {g} + 12 - {g}.", "gt": "12", "extra": {},

@@ -211,6 +211,7 @@ class AsyncRewardClient(_Settings):
         self.linger_s = linger_s
         self._http: httpx.AsyncClient | None = None
         self._waiting: dict[tuple[int, str | None, bool], list[tuple[ScoreItem, asyncio.Future]]] = {}
+        self._sending: set[asyncio.Task] = set()
 
     def _client(self) -> httpx.AsyncClient:
         # created on first use, inside the event loop that uses it
@@ -263,7 +264,10 @@ class AsyncRewardClient(_Settings):
     def _flush(self, key: tuple[int, str | None, bool]) -> None:
         batch = self._waiting.pop(key, None)
         if batch:
-            asyncio.ensure_future(self._send(key, batch))
+            # The loop keeps only a weak reference to a task: hold it until it is done.
+            task = asyncio.ensure_future(self._send(key, batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _send(self, key: tuple[int, str | None, bool], batch: list[tuple[ScoreItem, asyncio.Future]]) -> None:
         url, profile, cache = key

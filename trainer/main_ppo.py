@@ -15,10 +15,10 @@ import time
 
 import httpx
 import hydra
+from verl.trainer import main_ppo as verl_main_ppo
 
 import trainer.verl_reward  # noqa: F401 - registers reward_manager "harmo" in this process
-from trainer.verl_reward import plain
-from verl.trainer import main_ppo as verl_main_ppo
+from trainer.verl_reward import plain, reward_urls
 
 
 def preflight(config, wait_s: float = 600.0) -> None:
@@ -27,9 +27,8 @@ def preflight(config, wait_s: float = 600.0) -> None:
     if config.reward.reward_manager.name != "harmo":
         return
     kw = plain(config.reward.get("reward_kwargs", {}).get("harmo", {}) or {})
-    urls = kw.get("urls") or []
     profile = kw.get("profile")
-    for url in [urls] if isinstance(urls, str) else urls:
+    for url in reward_urls(kw):
         deadline = time.monotonic() + wait_s
         while True:
             try:

@@ -26,11 +26,12 @@ for an incorrect one, NaN when no rule decided), and ``reward_null``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import math
 import os
-import uuid
+from collections import OrderedDict
 from typing import Any
 
 from trainer.client import AsyncRewardClient, RewardClientError
@@ -79,12 +80,23 @@ def _image_url(img: Any) -> str | None:
     return None
 
 
+def sample_id(uid: Any, response: str, occurrence: int = 0) -> str:
+    """A sample's id, the same whenever the same sample is scored again: its group, a digest of
+    its response, and which occurrence of that response in the group this worker has seen. veRL
+    pads a batch with copies of its first samples (``pad_dataproto_to_divisor``), which another
+    reward worker scores: a copy takes its original's place in the group instead of counting as
+    an extra member. Identical responses of one group scored by one worker get distinct ids
+    through ``occurrence``."""
+    digest = hashlib.sha1(response.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{uid}:{digest}:{occurrence}"
+
+
 def build_item(*, data_source: Any, ground_truth: Any, extra_info: dict | None, response: str, uid: Any,
                group_size: int | None, response_length: int | None, prompt: str | None = None,
-               messages: list | None = None, images: list | None = None) -> dict:
+               messages: list | None = None, images: list | None = None, occurrence: int = 0) -> dict:
     """A ``ScoreItem`` (as a dict) from veRL's per-sample fields."""
     extra = plain(extra_info or {})
-    item: dict[str, Any] = {"id": uuid.uuid4().hex, "response": response}
+    item: dict[str, Any] = {"id": sample_id(uid, response, occurrence), "response": response}
     if data_source is not None:
         item["data_source"] = str(data_source)
     gt = plain(ground_truth)
@@ -134,10 +146,7 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
                  reward_model_tokenizer=None, **_: Any) -> None:
         super().__init__(config, tokenizer, compute_score)
         kw = plain(_get(config, "reward", "reward_kwargs", "harmo") or {})
-        urls = kw.get("urls") or os.environ.get("HARMO_REWARD_URLS", "").split(",")
-        self.urls = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls) if u and u.strip()]
-        if not self.urls:
-            raise ValueError("no reward server: set reward.reward_kwargs.harmo.urls or HARMO_REWARD_URLS")
+        self.urls = reward_urls(kw)
         self.profile = kw.get("profile")
         self.null_reward = kw.get("null_reward", "raise")
         self.send_images = bool(kw.get("send_images", False))
@@ -148,6 +157,17 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
                                         linger_s=float(kw.get("linger_ms", 10)) / 1000)
         self.keys = [str(k) for k in kw.get("components", [])] or _profile_components(
             self.urls[0], self.profile, self.deadline_s)
+        # (uid, response digest) -> how many times this worker scored it in this step: identical
+        # responses in a group are distinct members. Bounded: old groups are forgotten.
+        self._seen: OrderedDict[str, int] = OrderedDict()
+
+    def _occurrence(self, uid: Any, response: str) -> int:
+        key = sample_id(uid, response)
+        n = self._seen.pop(key, 0)
+        self._seen[key] = n + 1
+        while len(self._seen) > 65536:
+            self._seen.popitem(last=False)
+        return n
 
     async def run_single(self, data) -> dict:
         data = data[-1:]  # multi-sequence outputs: the last sequence is the response
@@ -172,10 +192,21 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
                               "ground_truth"), extra_info=nt.get("extra_info"), response=response,
                           uid=nt.get("uid"), group_size=self.val_n if validate else self.n,
                           response_length=n_valid, prompt=prompt, messages=plain(raw_prompt) if raw_prompt is not None
-                          else None, images=images)
+                          else None, images=images, occurrence=self._occurrence(nt.get("uid"), response))
         result = await self.client.score_one(item, profile=self.profile)
         score, info = extra_info_of(result, self.keys, self.null_reward)
         return {"reward_score": score, "reward_extra_info": info}
+
+
+def reward_urls(kw: dict) -> list[str]:
+    """The reward servers: ``reward.reward_kwargs.harmo.urls``, else ``$HARMO_REWARD_URLS``
+    (comma-separated), else ``$HARMO_REWARD_URL``; the manager and the pre-flight read the same."""
+    env = os.environ.get("HARMO_REWARD_URLS") or os.environ.get("HARMO_REWARD_URL") or ""
+    urls = kw.get("urls") or env.split(",")
+    out = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls) if u and u.strip()]
+    if not out:
+        raise ValueError("no reward server: set reward.reward_kwargs.harmo.urls or HARMO_REWARD_URLS")
+    return out
 
 
 def _get(cfg: Any, *path: str) -> Any:
@@ -208,4 +239,4 @@ def _profile_components(url: str, profile: str | None, wait_s: float = 300.0) ->
     return sorted({k for p in chosen for k in p["weights"]})
 
 
-__all__ = ["HarmoRewardManager", "build_item", "extra_info_of", "setup_worker"]
+__all__ = ["HarmoRewardManager", "build_item", "extra_info_of", "reward_urls", "sample_id", "setup_worker"]

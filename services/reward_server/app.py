@@ -18,8 +18,15 @@ from . import logs, metrics
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
 from .pipeline import ScoringPipeline, UnknownProfile
-from .schema import (OpenRLHFRequest, OpenRLHFResponse, ProfileInfo, ProfilesResponse, ScoreItem, ScoreRequest,
-                     ScoreResponse)
+from .schema import (
+    OpenRLHFRequest,
+    OpenRLHFResponse,
+    ProfileInfo,
+    ProfilesResponse,
+    ScoreItem,
+    ScoreRequest,
+    ScoreResponse,
+)
 from .settings import Settings
 
 

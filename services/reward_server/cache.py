@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 _ROOT = Path(__file__).resolve().parent
 # Source files and third-party packages each component's results depend on: a change to any
 # of them is a new code version, so old entries miss.
-_COMMON = ("schema.py", "pipeline.py", "rewards/base.py", "rewards/extract.py", "rewards/routing.py", "rewards/registry.py")
+_COMMON = ("schema.py", "pipeline.py", "rewards/base.py", "rewards/extract.py", "rewards/routing.py",
+           "rewards/registry.py")
 _CODE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "math": (("rewards/math.py", "rewards/math_warmup.py", "math_pool.py"),
              ("math-verify", "sympy", "latex2sympy2_extended", "antlr4-python3-runtime")),

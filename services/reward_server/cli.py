@@ -89,9 +89,8 @@ def pull_models(args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .app import create_app
-
     from . import logs
+    from .app import create_app
 
     settings = _settings(args.profiles)
     logs.configure(settings.log_format, args.log_level or settings.log_level)

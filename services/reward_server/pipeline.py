@@ -18,8 +18,9 @@ import hashlib
 import math as _math
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -358,17 +359,21 @@ class ScoringPipeline:
         pending = []
         for model, entries in wanted.items():
             inputs = [self._model_input(w.item) for w, _ in entries.values()]
+            # One deadline per model for the whole request (never one per item: a stuck model
+            # must not make a 512-item request wait 512 timeouts); the batcher drops what is
+            # still queued when it passes.
+            deadline = time.monotonic() + self.models.backend(model).config.timeout_s
             # QueueFull and ModelNotReady propagate: the whole request is answered 503.
-            futures = self.models.submit(model, inputs)
-            pending.append((model, list(entries.values()), futures))
-        for model, entries, futures in pending:
-            backend = self.models.backend(model)
+            futures = self.models.submit(model, inputs, deadline)
+            pending.append((model, list(entries.values()), futures, deadline))
+        for model, entries, futures, deadline in pending:
+            timeout_s = self.models.backend(model).config.timeout_s
             for (w, purposes), fut in zip(entries, futures):
                 try:
-                    out: ModelOutput = fut.result(timeout=backend.config.timeout_s)
-                except TimeoutError:
-                    out = ModelOutput(error=("model_timeout", f"model {model!r} gave no score within "
-                                                              f"{backend.config.timeout_s:g}s"))
+                    out: ModelOutput = fut.result(timeout=max(0.0, deadline - time.monotonic()))
+                except (FutureTimeout, TimeoutError):  # distinct types before Python 3.11
+                    fut.cancel()
+                    out = ModelOutput(error=("model_timeout", f"model {model!r} gave no score within {timeout_s:g}s"))
                 except Exception as exc:  # noqa: BLE001 - a failed batch fails its items only
                     out = ModelOutput(error=("model_error", f"{type(exc).__name__}: {exc}"))
                 for purpose in purposes:

@@ -122,7 +122,7 @@ class Backend(ABC):
     def infer(self, batch: list[ModelInput]) -> list[ModelOutput]:
         """One output per input, in order; per-item problems are ``ModelOutput.error``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
         pass
 
 

@@ -31,10 +31,15 @@ class QueueFull(RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+class Expired(TimeoutError):
+    """The caller's deadline passed before the item reached the model: it was never run."""
+
+
 @dataclass
 class _Item:
     payload: Any
     cost: int
+    deadline: float | None = None  # time.monotonic() after which nobody waits for the result
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -46,12 +51,13 @@ class BatchStats:
     padded_tokens: int = 0
     real_tokens: int = 0
     busy_s: float = 0.0
+    dropped: int = 0  # items whose caller gave up (deadline passed, or cancelled) before they ran
 
     def as_dict(self) -> dict[str, float]:
         return {"batches": self.batches, "items": self.items,
                 "mean_batch_size": self.items / self.batches if self.batches else 0.0,
                 "padding_ratio": 1 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0,
-                "busy_s": self.busy_s}
+                "busy_s": self.busy_s, "dropped": self.dropped}
 
 
 class DynamicBatcher:
@@ -84,8 +90,11 @@ class DynamicBatcher:
         self._thread.start()
 
     # -- callers -------------------------------------------------------------------
-    def submit(self, payloads: Sequence[Any]) -> list[Future]:
-        items = [_Item(p, max(1, int(self._cost(p)))) for p in payloads]
+    def submit(self, payloads: Sequence[Any], deadline: float | None = None) -> list[Future]:
+        """Queue payloads; ``deadline`` (``time.monotonic()``) is when the caller stops waiting:
+        items still queued then are dropped (their futures fail with ``Expired``), as are items
+        whose futures the caller cancelled, so the model never works for nobody."""
+        items = [_Item(p, max(1, int(self._cost(p))), deadline) for p in payloads]
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"batcher {self.name!r} is closed")
@@ -108,7 +117,7 @@ class DynamicBatcher:
         self._thread.join(10)
         while self._queue:
             item = self._queue.popleft()
-            if not item.future.done():
+            if not item.future.done() and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(RuntimeError(f"batcher {self.name!r} was closed"))
 
     # -- worker --------------------------------------------------------------------
@@ -126,6 +135,10 @@ class DynamicBatcher:
                 self._cond.wait(left)
             # A window of the oldest items, packed by length.
             window = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch_size * 4))]
+        window = self._live(window)
+        if not window:
+            self._depth.set(len(self._queue))
+            return []
         window.sort(key=lambda i: i.cost)
         oldest = min(window, key=lambda i: i.enqueued)
         # The batch is the run of similar lengths around the oldest item, within the limits.
@@ -154,11 +167,31 @@ class DynamicBatcher:
         self._depth.set(len(self._queue))
         return batch
 
+    def _live(self, items: list[_Item]) -> list[_Item]:
+        """The items someone still waits for; the rest are failed (expired) or forgotten (cancelled)."""
+        now, live = time.monotonic(), []
+        for i in items:
+            if i.future.cancelled():
+                self.stats.dropped += 1
+            elif i.deadline is not None and now >= i.deadline:
+                self.stats.dropped += 1
+                i.future.set_exception(Expired(f"{self.name}: the caller's deadline passed while the item was "
+                                               "queued"))
+            else:
+                live.append(i)
+        return live
+
     def _loop(self) -> None:
         while True:
             batch = self._take()
             if batch is None:
                 return
+            if not batch:
+                continue
+            # From here on the items run: a late cancel() no longer takes them away.
+            batch = [i for i in batch if i.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             t = time.perf_counter()
             now = time.monotonic()
             self._batch_size.observe(len(batch))

@@ -99,8 +99,9 @@ class ModelRegistry:
     def backend(self, name: str) -> Backend:
         return self._slots[name].backend
 
-    def submit(self, name: str, inputs: list[ModelInput]) -> list[Future]:
-        """Queue inputs for a model; raises ModelNotReady or QueueFull."""
+    def submit(self, name: str, inputs: list[ModelInput], deadline: float | None = None) -> list[Future]:
+        """Queue inputs for a model, to be scored before ``deadline`` (``time.monotonic()``) or
+        dropped; raises ModelNotReady or QueueFull."""
         slot = self._slots[name]
         if not slot.loaded.is_set():
             if slot.backend.config.load == "lazy":
@@ -109,7 +110,7 @@ class ModelRegistry:
                 raise ModelNotReady(name, "still loading")
         if slot.batcher is None:
             raise ModelNotReady(name, slot.state.error or "failed to load", retry_after_s=60)
-        return slot.batcher.submit(inputs)
+        return slot.batcher.submit(inputs, deadline)
 
     def status(self) -> dict[str, dict]:
         out = {}

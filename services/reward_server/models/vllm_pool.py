@@ -87,7 +87,8 @@ class VLLMBackend(Backend):
             r.raise_for_status()
             data = sorted(r.json()["data"], key=lambda d: d["index"])
         except httpx.TimeoutException:
-            return [ModelOutput(error=("model_timeout", f"vLLM gave no scores within {self.config.call_timeout_s:g}s"))] * len(batch)
+            why = f"vLLM gave no scores within {self.config.call_timeout_s:g}s"
+            return [ModelOutput(error=("model_timeout", why))] * len(batch)
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             return [ModelOutput(error=("model_error", f"vLLM: {type(exc).__name__}: {exc}"))] * len(batch)
         key = "probs" if self.config.endpoint == "classify" else "data"

@@ -79,7 +79,8 @@ class ConstraintVerdict:
         return d
 
 
-def check_constraints(prompt: str, response: str, constraints: list[tuple[str, dict[str, Any]]]) -> list[ConstraintVerdict]:
+def check_constraints(prompt: str, response: str,
+                      constraints: list[tuple[str, dict[str, Any]]]) -> list[ConstraintVerdict]:
     """Each constraint checked on its own, strict and loose, by the reference code."""
     registry, utils = reference()
     out = []

@@ -268,7 +268,8 @@ class MathJudge:
         """math-verify read only a fragment of a short, word-free answer ("6" of "6\\sqrt{2}")."""
         text = parsed[-1] if isinstance(parsed[-1], str) else ""
         src = compact(source)
-        return len(src) <= 80 and _WORD.search(src) is None and _SEPARATORS.sub("", compact(text)) != _SEPARATORS.sub("", src)
+        return (len(src) <= 80 and _WORD.search(src) is None
+                and _SEPARATORS.sub("", compact(text)) != _SEPARATORS.sub("", src))
 
     # -- judging ---------------------------------------------------------------------
     def gold(self, references: list[str]) -> list[list]:
@@ -315,7 +316,8 @@ class MathJudge:
         for ref, gold in zip(references, golds):
             if not gold:
                 continue
-            ok = self._verdicts.get_or((ref, source), lambda: bool(self._verify(gold, pred, timeout_seconds=None)))
+            ok = self._verdicts.get_or(
+                (ref, source), lambda gold=gold: bool(self._verify(gold, pred, timeout_seconds=None)))
             if ok:
                 guard = self._false_positive(ref, gold, source, pred)
                 if guard is None:
