@@ -27,9 +27,9 @@ from bench.models import load_test, profiles_file
 from bench.models import workload as model_workload
 from bench.run import report
 from bench.workloads import math_groups
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.schema import ScoreRequest
-from services.reward_server.settings import Settings
+from harmo.server.pipeline import ScoringPipeline
+from harmo.protocol import ScoreRequest
+from harmo.server.settings import Settings
 from tests.conftest import free_port, wait_until_up
 
 CONSTRAINTS = [
@@ -61,7 +61,7 @@ def bench_cache(kind: str, items: list[dict], repeat: int, profiles: str | None 
            "HARMO_LOG_LEVEL": "WARNING"}
     if kind == "redis":
         env["HARMO_REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    cmd = [sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd + (["--profiles", profiles] if profiles else []), env=env)
     url = f"http://127.0.0.1:{port}"
     try:

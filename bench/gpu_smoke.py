@@ -141,9 +141,9 @@ def vl_profile(path: Path, max_batch: int) -> str:
 
 def vl_curve(profiles: Path, items: list[dict], device: str) -> dict[int, dict]:
     """The backend in-process on batches of 1..64 items: ms per batch and items/s."""
-    from services.reward_server.models.base import ModelInput
-    from services.reward_server.models.vlm import VLMBackend
-    from services.reward_server.profiles import ProfileSet
+    from harmo.server.models.base import ModelInput
+    from harmo.server.models.vlm import VLMBackend
+    from harmo.server.profiles import ProfileSet
 
     b = VLMBackend("m", ProfileSet.load(profiles).models["m"], device, "auto")
     b.load()
@@ -196,7 +196,7 @@ def main_vl(args: argparse.Namespace) -> None:
         profiles.write_text(vl_profile(path, best))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        ours, lat = serve_and_load([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port),
+        ours, lat = serve_and_load([sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port),
                                     "--profiles", str(profiles)], url, "/readyz", items, args.clients, env)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -217,8 +217,8 @@ def _card(device: str) -> str:
 
 
 def in_process(path: Path, items: list[dict], device: str, batch: int) -> float:
-    from services.reward_server.models.base import ModelInput
-    from services.reward_server.models.seqcls import SeqClsBackend, SeqClsConfig
+    from harmo.server.models.base import ModelInput
+    from harmo.server.models.seqcls import SeqClsBackend, SeqClsConfig
 
     b = SeqClsBackend("rm", SeqClsConfig(path=str(path)), device, "auto")
     b.load()
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
 
         env = {**os.environ, "HARMO_MODEL_DEVICE": args.device, "HARMO_MODEL_DTYPE": "auto", "HARMO_CACHE": "off",
                "HARMO_LOG_LEVEL": "WARNING", "HARMO_MATH_WORKERS": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port),
                                  "--profiles", str(profiles)], env=env, cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
         try:

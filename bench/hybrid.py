@@ -28,9 +28,9 @@ import httpx
 
 from bench.run import report
 from bench.workloads import mixed_groups
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.schema import ScoreRequest, ScoreResponse
-from services.reward_server.settings import Settings
+from harmo.server.pipeline import ScoringPipeline
+from harmo.protocol import ScoreRequest, ScoreResponse
+from harmo.server.settings import Settings
 from tests.conftest import free_port, wait_until_up
 
 BATCH = 256
@@ -62,7 +62,7 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port)],
                             env={**os.environ, **env})
     over_http, nulls = [], 0
     try:

@@ -12,8 +12,8 @@ import json
 import random
 import time
 
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.schema import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
+from harmo.protocol import ScoreRequest
 from tests.test_instruction import CASES
 
 FILLER = "the quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun".split()

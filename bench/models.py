@@ -23,9 +23,9 @@ import time
 import httpx
 
 from bench.run import report
-from services.reward_server.models.base import ModelInput
-from services.reward_server.models.registry import BACKENDS
-from services.reward_server.profiles import ProfileSet
+from harmo.server.models.base import ModelInput
+from harmo.server.models.registry import BACKENDS
+from harmo.server.profiles import ProfileSet
 from tests.conftest import free_port, wait_until_up
 from tests.model_fixtures import smollm2_rm_dir
 
@@ -130,7 +130,7 @@ def bench_model(model: str, clients: int) -> dict:
     profiles = profiles_file(model, max_batch=best)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = serve([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port),
+    proc = serve([sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port),
                   "--profiles", profiles, "--log-level", "warning"], url, "/readyz")
     try:
         ours = load_test(url, items, clients, spec["seconds"])

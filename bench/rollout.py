@@ -56,7 +56,7 @@ def main() -> None:
             src.write_text("\n".join(json.dumps(p) for p in prompts(args.prompts)) + "\n")
             env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
                    "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-            p = subprocess.run([VLLM_PYTHON, "-m", "services.policy_rollout.cli", "rollout", "--prompts", str(src),
+            p = subprocess.run([VLLM_PYTHON, "-m", "harmo.rollout.cli", "rollout", "--prompts", str(src),
                                 "--output", str(Path(tmp) / "out.jsonl"), "--model", str(smollm2_dir()),
                                 "--n", str(args.n), "--max-tokens", str(args.max_tokens), "--enforce-eager",
                                 "--dtype", "float32", "--max-model-len", "2048", "--reward-url", server.url,

@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from bench.workloads import choice_groups, math_groups
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.schema import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
+from harmo.protocol import ScoreRequest
 
 HTTP_BATCH = 256
 MATH_BATCHES = (256, 512)  # 32 and 64 prompts of 8 samples
@@ -116,7 +116,7 @@ def bench_http(n_groups: int, repeat: int, concurrency: int = 2) -> dict:
             in_process.append(time.perf_counter() - t)
 
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port),
                                "--log-level", "warning"], env={**os.environ, "HARMO_MATH_WORKERS": "1"})
     over_http = []
     try:

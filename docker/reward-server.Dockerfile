@@ -20,6 +20,7 @@ WORKDIR /src
 COPY docker/constraints-server.txt ./constraints.txt
 RUN pip install --constraint constraints.txt torch
 COPY pyproject.toml README.md ./
+COPY harmo ./harmo
 COPY services ./services
 COPY trainer ./trainer
 RUN pip install --constraint constraints.txt ".[server]"

@@ -11,6 +11,7 @@ WORKDIR /opt/harmo
 # image (pick a VLLM_IMAGE that veRL 0.9.1 supports)
 COPY docker/constraints-trainer.txt ./constraints.txt
 COPY pyproject.toml README.md ./
+COPY harmo ./harmo
 COPY services ./services
 COPY trainer ./trainer
 RUN python3 -m pip install --constraint constraints.txt ".[verl]"
@@ -22,5 +23,5 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -
 USER 10001
 WORKDIR /opt/harmo
 # a training job has no port to probe: healthy while its entry point can import
-HEALTHCHECK --interval=60s --timeout=10s --retries=3 CMD ["python3", "-c", "import trainer.verl_reward"]
-ENTRYPOINT ["python3", "-m", "trainer.main_ppo", "--config-name", "harmo_grpo"]
+HEALTHCHECK --interval=60s --timeout=10s --retries=3 CMD ["python3", "-c", "import harmo.client.verl_reward"]
+ENTRYPOINT ["python3", "-m", "harmo.client.main_ppo", "--config-name", "harmo_grpo"]

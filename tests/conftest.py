@@ -16,9 +16,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Every test computes what it checks; the cache tests turn the cache on for themselves.
 os.environ["HARMO_CACHE"] = "off"
 
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.schema import ScoreRequest, ScoreResponse
-from services.reward_server.settings import Settings
+from harmo.server.pipeline import ScoringPipeline
+from harmo.protocol import ScoreRequest, ScoreResponse
+from harmo.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(self.port),
              "--log-level", log_level, *args],
             env={**os.environ, **(env or {})}, cwd=ROOT, stderr=open(log, "w") if log else None,
         )

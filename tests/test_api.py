@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from services.reward_server.schema import ScoreResponse
+from harmo.protocol import ScoreResponse
 from tests.conftest import ROOT, Server
 
 THINK = "<think>we compare the bars</think><answer>{}</answer>"
@@ -136,7 +136,7 @@ def test_concurrent_requests(server):
 def test_serve_refuses_bad_profiles(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("default: a\nprofiles: {a: {weights: {speed: 1}}}\n")
-    proc = subprocess.run([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", "1",
+    proc = subprocess.run([sys.executable, "-m", "harmo.server.cli", "serve", "--port", "1",
                            "--profiles", str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
     assert "unknown component(s) ['speed']" in proc.stderr
@@ -158,7 +158,7 @@ def test_cli_score_offline(tmp_path):
     rows = [{"id": f"r{i}", "group_id": f"g{i // 4}", "task": "math", "reference": "6",
              "response": THINK.format(f"\\boxed{{{6 if i % 2 else 7}}}")} for i in range(12)]
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "services.reward_server.cli", "score", str(src), str(out),
+    proc = subprocess.run([sys.executable, "-m", "harmo.server.cli", "score", str(src), str(out),
                            "--profile", "harmo", "--batch-size", "5"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env={"HARMO_MATH_WORKERS": "1", "PATH": "/usr/bin:/bin"})
@@ -173,6 +173,6 @@ def test_cli_score_offline(tmp_path):
 def test_cli_score_rejects_bad_lines(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text('{"response": "x"}\n{"oops": 1}\n')
-    proc = subprocess.run([sys.executable, "-m", "services.reward_server.cli", "score", str(src),
+    proc = subprocess.run([sys.executable, "-m", "harmo.server.cli", "score", str(src),
                            str(tmp_path / "o.jsonl")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "in.jsonl:2" in proc.stderr

@@ -14,12 +14,12 @@ import httpx
 import pytest
 import redis
 
-from services.reward_server import cache as cache_mod
-from services.reward_server.cache import LocalCache, RedisCache
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.profiles import ProfileSet
-from services.reward_server.schema import ScoreRequest
-from services.reward_server.settings import Settings
+from harmo.server import cache as cache_mod
+from harmo.server.cache import LocalCache, RedisCache
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.profiles import ProfileSet
+from harmo.protocol import ScoreRequest
+from harmo.server.settings import Settings
 from tests.conftest import Server, free_port
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

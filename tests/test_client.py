@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 
-from services.reward_server.schema import ScoreItem
+from harmo.protocol import ScoreItem
 from tests.conftest import Server, free_port
-from trainer.client import AsyncRewardClient, RewardClient, RewardRequestError, RewardServiceUnavailable, plan_batches
-from trainer.verl_reward import build_item, extra_info_of
+from harmo.client.client import AsyncRewardClient, RewardClient, RewardRequestError, RewardServiceUnavailable, plan_batches
+from harmo.client.verl_reward import build_item, extra_info_of
 
 
 def groups(n: int, size: int = 8, tag: str = "g") -> list[dict]:
@@ -161,7 +161,7 @@ class _ServerOnPort:
 
         from tests.conftest import ROOT, wait_until_up
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "harmo.server.cli", "serve", "--port",
                                       str(self.port), "--log-level", "warning"], env={**os.environ, **self.env},
                                      cwd=ROOT)
         wait_until_up(self.proc, f"http://127.0.0.1:{self.port}/healthz", 60)
@@ -182,7 +182,7 @@ def test_verl_fields_to_item_and_back():
     assert item["constraints"] == [{"id": "punctuation:no_comma", "kwargs": {}}]
     assert item["metadata"] == {"response_length": 12}
 
-    from services.reward_server.schema import ScoreResult
+    from harmo.protocol import ScoreResult
     null = ScoreResult.model_validate({"id": "x", "reward": None, "accuracy": {
         "source": "none:open", "verdict": "unverifiable", "confidence": 0.0},
         "errors": [{"component": "reward", "code": "no_components", "message": "nothing applies"}]})
@@ -213,7 +213,7 @@ def test_openrlhf_get_reward(server):
 
 
 def test_trl_reward_func(server):
-    from trainer.trl import harmo_reward_func
+    from harmo.client.trl import harmo_reward_func
 
     f = harmo_reward_func(server.url, profile="harmo")
     prompts = [[{"role": "user", "content": "2+2?"}]] * 2 + [[{"role": "user", "content": "3+3?"}]] * 2

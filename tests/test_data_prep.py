@@ -1,4 +1,4 @@
-"""trainer.data.prepare: local files of four dataset kinds to veRL parquet, usable by the reward server."""
+"""harmo.client.data.prepare: local files of four dataset kinds to veRL parquet, usable by the reward server."""
 from __future__ import annotations
 
 import io
@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from tests.conftest import ROOT, score
-from trainer.verl_reward import build_item
+from harmo.client.verl_reward import build_item
 
 
 def png() -> bytes:
@@ -23,7 +23,7 @@ def prepare(tmp_path, kind, rows, *extra):
     src = tmp_path / f"{kind}.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / f"{kind}.parquet"
-    p = subprocess.run([sys.executable, "-m", "trainer.data.prepare", kind, str(src), str(out),
+    p = subprocess.run([sys.executable, "-m", "harmo.client.data.prepare", kind, str(src), str(out),
                         "--image-root", str(tmp_path), *extra], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     return pq.read_table(out).to_pylist(), p.stderr

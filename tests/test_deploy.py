@@ -17,6 +17,8 @@ import yaml
 from tests.conftest import ROOT
 from tests.model_fixtures import smollm2_dir, tiny_qwen25vl_rm
 
+pytestmark = pytest.mark.slow  # validators and services in namespaces
+
 VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
 TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-trainer" / "bin" / "python"))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.reward_server.rewards.format import format_reward
+from harmo.server.rewards.format import format_reward
 
 
 @pytest.mark.parametrize("response,binary,partial", [

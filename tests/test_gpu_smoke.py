@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # builds models, starts servers
 
 
 def test_gpu_smoke_script_runs_on_cpu_with_a_tiny_model(tmp_path):

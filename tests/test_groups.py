@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.profiles import ProfileSet
-from services.reward_server.schema import ScoreRequest
-from services.reward_server.settings import Settings
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.profiles import ProfileSet
+from harmo.protocol import ScoreRequest
+from harmo.server.settings import Settings
 from tests.conftest import Server
 
 ANSWERS = ["42", "41", "\\frac{84}{2}", "x", "42", "6 \\cdot 7", "40", "42.0"]

@@ -8,10 +8,10 @@ import textwrap
 import httpx
 import pytest
 
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.profiles import ProfileSet
-from services.reward_server.schema import ScoreResponse
-from services.reward_server.settings import Settings
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.profiles import ProfileSet
+from harmo.protocol import ScoreResponse
+from harmo.server.settings import Settings
 from tests.conftest import Server, score
 
 ISSUE_ITEM = {"prompt": "Describe the image in two sentences.", "response": "A cat sits on a mat. It is sunny.",
@@ -165,7 +165,7 @@ def test_unjudged_policies(tmp_path, pipeline):
     ("accuracy: {min_confidence: 1.5}", "min_confidence must be in [0, 1]"),
 ])
 def test_accuracy_settings_are_validated(tmp_path, text, needle):
-    from services.reward_server.profiles import ProfileError
+    from harmo.server.profiles import ProfileError
 
     path = tmp_path / "p.yaml"
     path.write_text(f"default: p\nprofiles:\n  p: {{{text}}}\n")

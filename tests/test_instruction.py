@@ -4,9 +4,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.profiles import ProfileSet
-from services.reward_server.settings import Settings
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.profiles import ProfileSet
+from harmo.server.settings import Settings
 from tests.conftest import score
 
 EN = "This sentence is written in plain English and talks about the weather in the city today."
@@ -77,7 +77,7 @@ CASES = [
 
 
 def test_every_instruction_id_is_covered():
-    from services.reward_server.rewards.instruction import reference
+    from harmo.server.rewards.instruction import reference
 
     registry, _ = reference()
     assert {c[0] for c in CASES} == set(registry) and len(registry) == 25
@@ -141,7 +141,7 @@ def test_exported_punkt_data_splits_like_the_packaged_model():
     import nltk
     import punkt
 
-    from services.reward_server.rewards.instruction import reference
+    from harmo.server.rewards.instruction import reference
 
     reference()
     assert punkt.load_model("english").metadata.source == "punkt_tab:english"
@@ -194,7 +194,7 @@ EDGES = [
 
 @pytest.mark.parametrize("cid,kwargs,response,expected", EDGES, ids=[f"{c[0]}-{i}" for i, c in enumerate(EDGES)])
 def test_reference_edge_semantics(cid, kwargs, response, expected):
-    from services.reward_server.rewards.instruction import check_constraints
+    from harmo.server.rewards.instruction import check_constraints
 
     [v] = check_constraints("P", response, [(cid, kwargs)])
     assert v.error is None and v.strict is expected
@@ -210,7 +210,7 @@ def test_reference_edge_semantics(cid, kwargs, response, expected):
 ])
 def test_values_the_reference_would_replace_by_random_draws_are_errors(cid, kwargs, bad):
     """The reference silently draws a random value for these; a reward must never depend on it."""
-    from services.reward_server.rewards.instruction import check_constraints
+    from harmo.server.rewards.instruction import check_constraints
 
     for _ in range(3):
         [v] = check_constraints("P", "* a\n* b\n\nsome text with a few words", [(cid, kwargs)])

@@ -7,13 +7,15 @@ import sys
 import httpx
 import pytest
 
-from services.reward_server.models.base import ModelInput
-from services.reward_server.models.judge import JudgeBackend, JudgeConfig
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.profiles import ProfileSet
-from services.reward_server.settings import Settings
+from harmo.server.models.base import ModelInput
+from harmo.server.models.judge import JudgeBackend, JudgeConfig
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.profiles import ProfileSet
+from harmo.server.settings import Settings
 from tests.conftest import ROOT, free_port, score, wait_until_up
 from tests.model_fixtures import smollm2_dir
+
+pytestmark = pytest.mark.slow  # serves SmolLM2 as a judge
 
 # A prompt this small model answers with a number; the judge's wiring, not its taste, is tested.
 TEMPLATE = "How many points out of 10 does this answer deserve?\nQuestion: {prompt}\nAnswer: {response}\nPoints out of 10:"

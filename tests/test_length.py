@@ -5,7 +5,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from services.reward_server.rewards.length import LengthConfig, group_length_rewards, penalty
+from harmo.server.rewards.length import LengthConfig, group_length_rewards, penalty
 
 configs = st.builds(
     lambda direction, shape, units, tau, p_max, span: LengthConfig(

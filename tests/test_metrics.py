@@ -8,7 +8,7 @@ import time
 import httpx
 from prometheus_client import REGISTRY
 
-from services.reward_server.models.batcher import DynamicBatcher
+from harmo.server.models.batcher import DynamicBatcher
 from tests.conftest import Server
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.reward_server.models.store import checkpoint_problems, value_head
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.profiles import ProfileSet
-from services.reward_server.settings import Settings
+from harmo.server.models.store import checkpoint_problems, value_head
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.profiles import ProfileSet
+from harmo.server.settings import Settings
 from tests.conftest import ROOT, free_port, score, wait_until_up
 from tests.model_fixtures import tiny_qwen25vl_rm
 
@@ -28,7 +28,7 @@ SKYWORK = "Skywork/Skywork-VL-Reward-7B"
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.reward_server.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "harmo.server.cli", *args], capture_output=True,
                           text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -194,7 +194,7 @@ def test_gpu_profile_loads_end_to_end_on_the_cpu(gpu_models, pipeline, monkeypat
 def test_gpu_profile_serves_through_http(gpu_models):
     port = free_port()
     env = {**os.environ, "HARMO_MODEL_DIR": str(gpu_models), "HARMO_MODEL_DEVICE": "cpu"}
-    proc = subprocess.Popen([sys.executable, "-m", "services.reward_server.cli", "serve", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port),
                              "--profiles", str(GPU_PROFILES), "--log-level", "warning"], cwd=ROOT, env=env)
     try:
         wait_until_up(proc, f"http://127.0.0.1:{port}/readyz", 180)

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from services.reward_server.models.base import ModelInput, Scale
-from services.reward_server.models.batcher import DynamicBatcher, QueueFull
-from services.reward_server.pipeline import ScoringPipeline
-from services.reward_server.profiles import ProfileError, ProfileSet
-from services.reward_server.settings import Settings
+from harmo.server.models.base import ModelInput, Scale
+from harmo.server.models.batcher import DynamicBatcher, QueueFull
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.profiles import ProfileError, ProfileSet
+from harmo.server.settings import Settings
 from tests.conftest import Server, score
 from tests.model_fixtures import tiny_llama_rm
 
@@ -259,7 +259,7 @@ def test_batcher_failure_fails_its_items_only():
 def test_batcher_drops_items_nobody_waits_for():
     """Items whose deadline passed while queued, or whose caller cancelled them, never reach the
     model: their futures fail with Expired (or stay cancelled), the rest run."""
-    from services.reward_server.models.batcher import Expired
+    from harmo.server.models.batcher import Expired
 
     ran: list[str] = []
     gate = threading.Event()
@@ -441,12 +441,12 @@ def test_vlm_fetches_remote_images_where_allowed(vlm_pipeline, image_server):
 
 
 def test_vlm_without_value_head_is_refused(tmp_path):
-    from services.reward_server.models.registry import ModelRegistry
-    from services.reward_server.models.vlm import VLMConfig
+    from harmo.server.models.registry import ModelRegistry
+    from harmo.server.models.vlm import VLMConfig
     from tests.model_fixtures import tiny_qwen2vl_rm
 
     reg = ModelRegistry({"plain": VLMConfig(path=str(tiny_qwen2vl_rm(value_head=False)), load="lazy")}, "cpu")
-    from services.reward_server.models.registry import ModelNotReady
+    from harmo.server.models.registry import ModelNotReady
 
     with pytest.raises(ModelNotReady, match="not a reward model"):
         reg.submit("plain", [ModelInput(response="x")])

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from services.reward_server.pipeline import ScoringPipeline, UnknownProfile
-from services.reward_server.profiles import ProfileError, ProfileSet
+from harmo.server.pipeline import ScoringPipeline, UnknownProfile
+from harmo.server.profiles import ProfileError, ProfileSet
 from tests.conftest import score
 
 THINK = "<think>reasoning here</think><answer>{}</answer>"
@@ -182,7 +182,7 @@ def test_constraints_are_never_dropped_silently(custom):
 
 
 def test_settings_from_yaml_and_environment(tmp_path, monkeypatch):
-    from services.reward_server.settings import Settings
+    from harmo.server.settings import Settings
 
     f = tmp_path / "settings.yaml"
     f.write_text("math_workers: 3\nmax_items_per_request: 10\n")

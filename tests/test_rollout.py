@@ -8,10 +8,12 @@ import subprocess
 
 import pytest
 
-from services.policy_rollout.evaluate import pass_at_k, summarize
-from services.policy_rollout.rollout import best_of_n
+from harmo.rollout.evaluate import pass_at_k, summarize
+from harmo.rollout.rollout import best_of_n
 from tests.conftest import ROOT
 from tests.model_fixtures import smollm2_dir
+
+pytestmark = pytest.mark.slow  # vLLM's CPU build
 
 VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
 FMT = " Think inside <think></think>, then answer inside <answer></answer>."
@@ -33,7 +35,7 @@ N = 4
 def rollout(server, prompts, out, *extra):
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1",
            "VLLM_LOGGING_LEVEL": "WARNING"}
-    p = subprocess.run([VLLM_PYTHON, "-m", "services.policy_rollout.cli", "rollout", "--prompts", str(prompts),
+    p = subprocess.run([VLLM_PYTHON, "-m", "harmo.rollout.cli", "rollout", "--prompts", str(prompts),
                         "--output", str(out), "--model", str(smollm2_dir()), "--n", str(N), "--max-tokens", "48",
                         "--temperature", "0.9", "--enforce-eager", "--dtype", "float32", "--max-model-len", "1024",
                         "--reward-url", server.url, "--profile", "harmo", "--batch-prompts", "2", *extra],
@@ -70,7 +72,7 @@ def test_rollout_resume_and_eval(server, tmp_path):
 
     # eval: the summary from those rows, a table, a plot
     png, summary_json = tmp_path / "rewards.png", tmp_path / "summary.json"
-    p = subprocess.run([VLLM_PYTHON, "-m", "services.policy_rollout.cli", "eval", str(out), "--k", "1,4",
+    p = subprocess.run([VLLM_PYTHON, "-m", "harmo.rollout.cli", "eval", str(out), "--k", "1,4",
                         "--plot", str(png), "--json", str(summary_json)], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     assert "gsm8k" in p.stdout and "ifeval" in p.stdout and "pass@4" in p.stdout
@@ -99,11 +101,11 @@ def test_prompts_with_images_and_parquet_output(tmp_path):
 
     import pyarrow.parquet as pq
 
-    from services.policy_rollout.cli import _finish
-    from services.policy_rollout.data import chat_messages, read_prompts
-    from services.policy_rollout.engine import Completion
-    from services.policy_rollout.rollout import items_for
-    from services.reward_server.schema import ScoreItem
+    from harmo.rollout.cli import _finish
+    from harmo.rollout.data import chat_messages, read_prompts
+    from harmo.rollout.engine import Completion
+    from harmo.rollout.rollout import items_for
+    from harmo.protocol import ScoreItem
 
     img = {"bytes": b"\x89PNG fake", "path": "a.png"}
     (tmp_path / "b.png").write_bytes(b"\x89PNG other")

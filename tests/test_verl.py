@@ -14,6 +14,7 @@ TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-traine
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_verl_reward_loop_equals_one_score_call(server):
     proc = subprocess.run([TRAINER_PYTHON, "tests/verl_loop.py", "--server", server.url, "--tokenizer",
                            str(smollm2_dir()), "--groups", "6", "--workers", "2"],
@@ -37,6 +38,7 @@ def test_verl_reward_loop_equals_one_score_call(server):
     assert sum(v != 0 for v in out["extra"]["length"] if v is not None) >= 4
 
 
+@pytest.mark.slow
 def test_grpo_config_extends_verls_own():
     """trainer/configs/harmo_grpo.yaml composes over veRL's ppo_trainer config, sets only keys
     veRL knows, and says what the paper's setting needs."""
@@ -47,9 +49,10 @@ def test_grpo_config_extends_verls_own():
     assert got == {"unknown_keys": [], "adv_estimator": "grpo", "norm_adv_by_std_in_grpo": False,
                    "rollout_name": "vllm", "n": 8, "policy": "Qwen/Qwen2.5-VL-3B-Instruct",
                    "reward_manager": "harmo", "profile": "harmo",
-                   "setup_hook": "trainer.verl_reward.setup_worker"}
+                   "setup_hook": "harmo.client.verl_reward.setup_worker"}
 
 
+@pytest.mark.slow
 def test_launch_scripts_parse():
     for script in (ROOT / "trainer" / "scripts").glob("*.sh"):
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script
@@ -59,7 +62,7 @@ def test_sample_ids_are_stable_and_tell_duplicates_apart():
     """A veRL sample's item id is the same whenever the same sample is scored again (veRL's
     padding copies take their original's place in the group) and differs between identical
     responses of one group scored by one worker."""
-    from trainer.verl_reward import HarmoRewardManager, build_item
+    from harmo.client.verl_reward import HarmoRewardManager, build_item
 
     fields = dict(data_source="gsm8k", ground_truth="4", extra_info={}, response="The answer is 4.", uid="u1",
                   group_size=8, response_length=5)
@@ -77,7 +80,7 @@ def test_sample_ids_are_stable_and_tell_duplicates_apart():
 
 def test_reward_urls_from_config_or_environment(monkeypatch):
     """The manager and the trainer's pre-flight read the same addresses."""
-    from trainer.verl_reward import reward_urls
+    from harmo.client.verl_reward import reward_urls
 
     monkeypatch.delenv("HARMO_REWARD_URL", raising=False)
     monkeypatch.setenv("HARMO_REWARD_URLS", "http://a:8000/, http://b:8000")

@@ -7,12 +7,14 @@ import subprocess
 import httpx
 import pytest
 
-from services.reward_server.models.base import ModelInput
-from services.reward_server.models.registry import ModelNotReady, ModelRegistry
-from services.reward_server.models.seqcls import SeqClsBackend, SeqClsConfig
-from services.reward_server.models.vllm_pool import VLLMBackend, VLLMConfig
+from harmo.server.models.base import ModelInput
+from harmo.server.models.registry import ModelNotReady, ModelRegistry
+from harmo.server.models.seqcls import SeqClsBackend, SeqClsConfig
+from harmo.server.models.vllm_pool import VLLMBackend, VLLMConfig
 from tests.conftest import ROOT, free_port, wait_until_up
 from tests.model_fixtures import smollm2_dir, smollm2_rm_dir
+
+pytestmark = pytest.mark.slow  # vLLM's CPU build
 
 VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
 ITEMS = [ModelInput(prompt="What is 2+2?", response="4"),

@@ -24,7 +24,7 @@ from transformers import AutoTokenizer
 from verl import DataProto
 from verl.experimental.reward_loop.reward_loop import RewardLoopManager
 
-from trainer.verl_reward import build_item  # noqa: F401 - registers "harmo" in this process too
+from harmo.client.verl_reward import build_item  # noqa: F401 - registers "harmo" in this process too
 
 N = 8
 
@@ -112,7 +112,7 @@ def main() -> None:
     rows = samples(args.groups, random.Random(0))
     data = batch(tok, rows)
     ray.init(num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
-             runtime_env={"worker_process_setup_hook": "trainer.verl_reward.setup_worker",
+             runtime_env={"worker_process_setup_hook": "harmo.client.verl_reward.setup_worker",
                           "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
     timings = []
     try:

@@ -1,4 +1,4 @@
 """veRL GRPO trainer integration: a reward client and a veRL reward manager over HTTP.
 
-Clients build requests with ``services.reward_server.schema``, the shared contract.
+Clients build requests with ``harmo.protocol``, the shared contract.
 """

@@ -1,6 +1,6 @@
 """The reward client: sync and async, over pooled HTTP connections to one or more reward servers.
 
-Needs only httpx and the contract (``services.reward_server.schema``, pydantic): a trainer or
+Needs only httpx and the contract (``harmo.protocol``, pydantic): a trainer or
 rollout environment installs ``harmo[trainer]`` without the server's dependencies.
 
 - Items go in batches of at most ``max_batch_items``; a GRPO group is never split across
@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from services.reward_server.schema import ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
+from harmo.protocol import ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
 
 RETRY_STATUS = {429, 502, 503, 504}
 

@@ -1,6 +1,6 @@
 """veRL's PPO/GRPO entry point, with harmo's reward manager registered.
 
-    python -m trainer.main_ppo --config-name harmo_grpo [hydra overrides...]
+    python -m harmo.client.main_ppo --config-name harmo_grpo [hydra overrides...]
 
 The configs (``trainer/configs``) extend veRL's own ``ppo_trainer`` config. Ray workers import
 the reward manager through the ``worker_process_setup_hook`` the configs set. Before anything
@@ -17,8 +17,8 @@ import httpx
 import hydra
 from verl.trainer import main_ppo as verl_main_ppo
 
-import trainer.verl_reward  # noqa: F401 - registers reward_manager "harmo" in this process
-from trainer.verl_reward import plain, reward_urls
+import harmo.client.verl_reward  # noqa: F401 - registers reward_manager "harmo" in this process
+from harmo.client.verl_reward import plain, reward_urls
 
 
 def preflight(config, wait_s: float = 600.0) -> None:

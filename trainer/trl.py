@@ -1,6 +1,6 @@
 """A TRL ``reward_funcs`` callable backed by the reward server.
 
-    from trainer.trl import harmo_reward_func
+    from harmo.client.trl import harmo_reward_func
     GRPOTrainer(..., reward_funcs=[harmo_reward_func("http://reward-server:8000", profile="harmo")])
 
 TRL calls it with the batch's prompts and completions (strings, or chat messages) and the
@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from trainer.client import RewardClient
+from harmo.client.client import RewardClient
 
 REFERENCE_COLUMNS = ("reference", "solution", "answer", "ground_truth")
 PASS_THROUGH = ("data_source", "task", "choices", "constraints")

@@ -34,7 +34,7 @@ import os
 from collections import OrderedDict
 from typing import Any
 
-from trainer.client import AsyncRewardClient, RewardClientError
+from harmo.client.client import AsyncRewardClient, RewardClientError
 
 try:  # veRL is there in a trainer environment; the adapter logic below is importable without it
     from verl.experimental.reward_loop.reward_manager import register
@@ -62,7 +62,7 @@ def plain(x: Any) -> Any:
 
 
 def _kwargs(kw: Any) -> dict:
-    # parquet rows hold them as JSON text (trainer.data.prepare) or as a struct with nulls
+    # parquet rows hold them as JSON text (harmo.client.data.prepare) or as a struct with nulls
     if isinstance(kw, str):
         kw = json.loads(kw) if kw.strip() else {}
     return {k: v for k, v in (kw or {}).items() if v is not None}

@@ -31,7 +31,7 @@ def _engine(args):
 def _rollout(args, out: Path) -> dict:
     from tqdm import tqdm
 
-    from trainer.client import RewardClient
+    from harmo.client.client import RewardClient
 
     from .data import read_prompts
     from .engine import Sampling

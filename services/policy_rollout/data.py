@@ -1,4 +1,4 @@
-"""Prompts in the trainer's data format (``trainer.data.prepare``), and rollout output files.
+"""Prompts in the trainer's data format (``harmo.client.data.prepare``), and rollout output files.
 
 A prompt row has ``data_source``, ``prompt`` (chat messages, ``<image>`` where an image goes),
 ``images`` (``{"bytes", "path"}`` or URLs), ``reward_model.ground_truth`` and ``extra_info``
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from trainer.data.prepare import read_rows
+from harmo.client.data.prepare import read_rows
 
 
 @dataclass

@@ -18,7 +18,7 @@ from . import logs, metrics
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
 from .pipeline import ScoringPipeline, UnknownProfile
-from .schema import (
+from harmo.protocol import (
     OpenRLHFRequest,
     OpenRLHFResponse,
     ProfileInfo,

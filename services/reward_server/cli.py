@@ -104,7 +104,7 @@ def score(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from .pipeline import ScoringPipeline, UnknownProfile
-    from .schema import ScoreItem, ScoreRequest
+    from harmo.protocol import ScoreItem, ScoreRequest
 
     settings = _settings(args.profiles)
     _models_present_or_exit(settings, _load_profiles_or_exit(settings))

@@ -102,7 +102,7 @@ class MathWorkerPool:
         # forkserver: workers are forked from a clean single-threaded server process that has
         # math-verify and sympy imported already, so a replacement after a kill starts fast.
         self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["services.reward_server.rewards.math_warmup"])
+        self._ctx.set_forkserver_preload(["harmo.server.rewards.math_warmup"])
         self._jobs: queue.Queue[GroupJob | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._closed = False

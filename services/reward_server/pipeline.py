@@ -39,7 +39,7 @@ from .rewards.length import group_length_rewards, measure
 from .rewards.math import plan_math, to_check
 from .rewards.registry import VERIFIERS
 from .rewards.routing import route
-from .schema import AccuracyInfo, ItemError, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
+from harmo.protocol import AccuracyInfo, ItemError, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
 from .settings import Settings
 
 

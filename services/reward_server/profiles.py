@@ -288,7 +288,7 @@ class ProfileSet(BaseModel):
     def load(cls, path: str | Path | None = None) -> "ProfileSet":
         """Load and validate a profiles YAML file (the packaged defaults when ``path`` is None)."""
         if path is None:
-            text = resources.files("services.reward_server").joinpath("profiles.yaml").read_text()
+            text = resources.files("harmo.server").joinpath("profiles.yaml").read_text()
             where = "built-in profiles.yaml"
         else:
             where = str(path)

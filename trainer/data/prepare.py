@@ -1,9 +1,9 @@
 """Common multimodal RL datasets, from local files, to veRL's parquet format with harmo's fields.
 
-    python -m trainer.data.prepare geometry3k IN OUT.parquet [--split train] [--image-root DIR]
-    python -m trainer.data.prepare mathvista  IN OUT.parquet ...
-    python -m trainer.data.prepare vqa        IN OUT.parquet --task ocr|vqa|chart ...
-    python -m trainer.data.prepare ifeval     IN OUT.parquet ...
+    python -m harmo.client.data.prepare geometry3k IN OUT.parquet [--split train] [--image-root DIR]
+    python -m harmo.client.data.prepare mathvista  IN OUT.parquet ...
+    python -m harmo.client.data.prepare vqa        IN OUT.parquet --task ocr|vqa|chart ...
+    python -m harmo.client.data.prepare ifeval     IN OUT.parquet ...
 
 IN is a JSONL or parquet file (e.g. a Hugging Face dataset saved with ``to_json``/``to_parquet``).
 Each output row has veRL's fields: ``data_source``, ``prompt`` (chat messages; an ``<image>``
@@ -133,7 +133,7 @@ CONVERTERS: dict[str, Callable[..., Any]] = {"geometry3k": lambda a: geometry3k,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.data.prepare", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m harmo.client.data.prepare", description=__doc__.split("\n")[0])
     ap.add_argument("dataset", choices=sorted(CONVERTERS))
     ap.add_argument("input", type=Path)
     ap.add_argument("output", type=Path)

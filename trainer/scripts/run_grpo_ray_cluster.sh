@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GRPO on a Ray cluster: submits trainer.main_ppo as a Ray job. The reward service is reached at
+# GRPO on a Ray cluster: submits harmo.client.main_ppo as a Ray job. The reward service is reached at
 # HARMO_REWARD_URL (in Kubernetes: the reward server's Service), from every node.
 #
 #   RAY_ADDRESS=http://ray-head:8265 NNODES=4 GPUS_PER_NODE=8 \
@@ -17,11 +17,11 @@ import json, os
 env = {k: os.environ[k] for k in ("HARMO_REWARD_URL", "HARMO_PROFILE", "HARMO_TRAIN_FILES", "HARMO_VAL_FILES",
                                   "HARMO_POLICY") if k in os.environ}
 print(json.dumps({"working_dir": ".", "env_vars": env,
-                  "worker_process_setup_hook": "trainer.verl_reward.setup_worker"}))
+                  "worker_process_setup_hook": "harmo.client.verl_reward.setup_worker"}))
 PY
 )
 
 exec ray job submit --address "$RAY_ADDRESS" --runtime-env-json "$runtime_env" -- \
-  python -m trainer.main_ppo --config-name harmo_grpo \
+  python -m harmo.client.main_ppo --config-name harmo_grpo \
   trainer.nnodes="$NNODES" trainer.n_gpus_per_node="$GPUS_PER_NODE" \
   "$@"

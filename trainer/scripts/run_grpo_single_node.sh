@@ -20,6 +20,6 @@ for _ in $(seq 120); do
 done
 curl -fsS "$HARMO_REWARD_URL/readyz" >/dev/null || { echo "reward server not ready at $HARMO_REWARD_URL" >&2; exit 1; }
 
-exec python -m trainer.main_ppo --config-name harmo_grpo \
+exec python -m harmo.client.main_ppo --config-name harmo_grpo \
   trainer.n_gpus_per_node="${GPUS}" trainer.nnodes=1 \
   "$@"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..schema import Verdict
+from harmo.protocol import Verdict
 
 
 @dataclass(frozen=True)

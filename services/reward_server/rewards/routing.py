@@ -4,7 +4,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from ..schema import ScoreItem
+from harmo.protocol import ScoreItem
 from .numeric import to_float
 
 _LETTER = re.compile(r"[\(\[]?\s*[A-E]\s*[\)\]\.]?")
