@@ -27,8 +27,8 @@ from bench.models import load_test, profiles_file
 from bench.models import workload as model_workload
 from bench.run import report
 from bench.workloads import math_groups
-from harmo.server.pipeline import ScoringPipeline
 from harmo.protocol import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
 from harmo.server.settings import Settings
 from tests.conftest import free_port, wait_until_up
 

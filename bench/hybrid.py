@@ -28,8 +28,8 @@ import httpx
 
 from bench.run import report
 from bench.workloads import mixed_groups
-from harmo.server.pipeline import ScoringPipeline
 from harmo.protocol import ScoreRequest, ScoreResponse
+from harmo.server.pipeline import ScoringPipeline
 from harmo.server.settings import Settings
 from tests.conftest import free_port, wait_until_up
 

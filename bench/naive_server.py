@@ -12,10 +12,10 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 
+from harmo.protocol import ScoreRequest
 from harmo.server.models.base import ModelInput
 from harmo.server.models.registry import BACKENDS
 from harmo.server.profiles import ProfileSet
-from harmo.protocol import ScoreRequest
 
 
 def build(profiles: str, model: str) -> FastAPI:

@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from bench.workloads import choice_groups, math_groups
-from harmo.server.pipeline import ScoringPipeline
 from harmo.protocol import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
 
 HTTP_BATCH = 256
 MATH_BATCHES = (256, 512)  # 32 and 64 prompts of 8 samples

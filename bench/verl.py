@@ -18,8 +18,8 @@ import sys
 import time
 
 from bench.run import report
-from harmo.server.pipeline import ScoringPipeline
 from harmo.protocol import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
 from tests.conftest import ROOT, Server
 from tests.model_fixtures import smollm2_dir
 

@@ -16,8 +16,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Every test computes what it checks; the cache tests turn the cache on for themselves.
 os.environ["HARMO_CACHE"] = "off"
 
-from harmo.server.pipeline import ScoringPipeline
 from harmo.protocol import ScoreRequest, ScoreResponse
+from harmo.server.pipeline import ScoringPipeline
 from harmo.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

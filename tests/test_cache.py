@@ -14,11 +14,11 @@ import httpx
 import pytest
 import redis
 
+from harmo.protocol import ScoreRequest
 from harmo.server import cache as cache_mod
 from harmo.server.cache import LocalCache, RedisCache
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
-from harmo.protocol import ScoreRequest
 from harmo.server.settings import Settings
 from tests.conftest import Server, free_port
 

@@ -9,10 +9,16 @@ import time
 import httpx
 import pytest
 
+from harmo.client.client import (
+    AsyncRewardClient,
+    RewardClient,
+    RewardRequestError,
+    RewardServiceUnavailable,
+    plan_batches,
+)
+from harmo.client.verl_reward import build_item, extra_info_of
 from harmo.protocol import ScoreItem
 from tests.conftest import Server, free_port
-from harmo.client.client import AsyncRewardClient, RewardClient, RewardRequestError, RewardServiceUnavailable, plan_batches
-from harmo.client.verl_reward import build_item, extra_info_of
 
 
 def groups(n: int, size: int = 8, tag: str = "g") -> list[dict]:
@@ -228,6 +234,33 @@ def test_trl_reward_func(server):
         for p, c, s, n in zip(prompts, completions, ["4", "4", "6", "6"], [5, 9, 5, 5])]}, timeout=60).json()
     assert got == [x["reward"] for x in same["results"]]
     assert got[0] > got[1]
+
+
+def test_trl_reward_is_picklable_logs_components_and_has_an_async_form(server):
+    """TRL forwards reward functions to spawned workers (pickle) and passes ``log_metric`` /
+    ``log_extra``: the components reach its logs, not only the sum."""
+    import pickle
+
+    from harmo.client.trl import AsyncHarmoReward, HarmoReward
+
+    f = HarmoReward(server.url, profile="harmo")
+    prompts = ["2+2?", "2+2?", "Describe the picture.", "Describe the picture."]
+    completions = ["<think>t</think><answer>4</answer>", "<answer>5</answer>", "<answer>A cat on a mat.</answer>",
+                   "<answer>A cat.</answer>"]
+    columns = {"solution": ["4", "4", None, None], "trainer_state": None}
+    metrics, extra = {}, {}
+    first = f(prompts=prompts, completions=completions, **columns,
+              log_metric=metrics.__setitem__, log_extra=extra.__setitem__)
+    clone = pickle.loads(pickle.dumps(f))  # before and after its client exists
+    assert clone.urls == f.urls and clone._client is None
+    assert clone(prompts=prompts, completions=completions, **columns) == first
+    assert first[2] is None and first[3] is None  # open items without a reference: unjudged, no number made up
+    assert metrics["harmo/accuracy"] == 0.5 and metrics["harmo/null_reward"] == 0.5
+    assert extra["harmo/accuracy"][:2] == [1.0, 0.0] and extra["harmo/format"][0] == 1.0
+    assert set(metrics) >= {"harmo/accuracy", "harmo/format", "harmo/length"}
+    g = AsyncHarmoReward(server.url, profile="harmo")
+    got = asyncio.run(g(prompts=prompts, completions=completions, **columns))
+    assert got == first and pickle.loads(pickle.dumps(g)).profile == "harmo"
 
 
 def test_score_one_coalesces_concurrent_callers(server):

@@ -9,8 +9,8 @@ import sys
 import pyarrow.parquet as pq
 from PIL import Image
 
-from tests.conftest import ROOT, score
 from harmo.client.verl_reward import build_item
+from tests.conftest import ROOT, score
 
 
 def png() -> bytes:

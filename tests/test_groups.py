@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
-from harmo.protocol import ScoreRequest
 from harmo.server.settings import Settings
 from tests.conftest import Server
 

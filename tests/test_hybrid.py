@@ -8,9 +8,9 @@ import textwrap
 import httpx
 import pytest
 
+from harmo.protocol import ScoreResponse
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
-from harmo.protocol import ScoreResponse
 from harmo.server.settings import Settings
 from tests.conftest import Server, score
 

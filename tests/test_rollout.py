@@ -101,11 +101,11 @@ def test_prompts_with_images_and_parquet_output(tmp_path):
 
     import pyarrow.parquet as pq
 
+    from harmo.protocol import ScoreItem
     from harmo.rollout.cli import _finish
     from harmo.rollout.data import chat_messages, read_prompts
     from harmo.rollout.engine import Completion
     from harmo.rollout.rollout import items_for
-    from harmo.protocol import ScoreItem
 
     img = {"bytes": b"\x89PNG fake", "path": "a.png"}
     (tmp_path / "b.png").write_bytes(b"\x89PNG other")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from harmo.protocol import ScoreItem
 from harmo.server.rewards.choice import choice_match
 from harmo.server.rewards.numeric import number_match, relaxed_accuracy
 from harmo.server.rewards.routing import route
 from harmo.server.rewards.text import anls, exact_match, normalize_vqa, vqa_accuracy
-from harmo.protocol import ScoreItem
 
 CHOICES = ["12", "2", "7.5", "none of these"]
 

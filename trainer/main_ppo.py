@@ -18,7 +18,8 @@ import hydra
 from verl.trainer import main_ppo as verl_main_ppo
 
 import harmo.client.verl_reward  # noqa: F401 - registers reward_manager "harmo" in this process
-from harmo.client.verl_reward import plain, reward_urls
+from harmo.client.items import plain
+from harmo.client.verl_reward import reward_urls
 
 
 def preflight(config, wait_s: float = 600.0) -> None:

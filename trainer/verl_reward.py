@@ -25,16 +25,14 @@ for an incorrect one, NaN when no rule decided), and ``reward_null``.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import json
 import math
 import os
 from collections import OrderedDict
 from typing import Any
 
 from harmo.client.client import AsyncRewardClient, RewardClientError
+from harmo.client.items import make_item, plain
 
 try:  # veRL is there in a trainer environment; the adapter logic below is importable without it
     from verl.experimental.reward_loop.reward_manager import register
@@ -48,36 +46,6 @@ except ImportError:  # pragma: no cover - exercised only where veRL is absent
 
 def setup_worker() -> None:
     """Ray ``worker_process_setup_hook``: importing this module registered the manager."""
-
-
-def plain(x: Any) -> Any:
-    """numpy arrays/scalars (as parquet and DataProto hold them) to plain Python."""
-    if hasattr(x, "tolist"):
-        return plain(x.tolist())
-    if isinstance(x, dict):
-        return {str(k): plain(v) for k, v in x.items() if v is not None}
-    if isinstance(x, (list, tuple)):
-        return [plain(v) for v in x]
-    return x
-
-
-def _kwargs(kw: Any) -> dict:
-    # parquet rows hold them as JSON text (harmo.client.data.prepare) or as a struct with nulls
-    if isinstance(kw, str):
-        kw = json.loads(kw) if kw.strip() else {}
-    return {k: v for k, v in (kw or {}).items() if v is not None}
-
-
-def _image_url(img: Any) -> str | None:
-    if isinstance(img, str):
-        return img
-    if isinstance(img, dict) and isinstance(img.get("bytes"), (bytes, bytearray)):
-        return "data:image/png;base64," + base64.b64encode(img["bytes"]).decode()
-    if hasattr(img, "save"):  # PIL
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    return None
 
 
 def sample_id(uid: Any, response: str, occurrence: int = 0) -> str:
@@ -95,32 +63,9 @@ def build_item(*, data_source: Any, ground_truth: Any, extra_info: dict | None, 
                group_size: int | None, response_length: int | None, prompt: str | None = None,
                messages: list | None = None, images: list | None = None, occurrence: int = 0) -> dict:
     """A ``ScoreItem`` (as a dict) from veRL's per-sample fields."""
-    extra = plain(extra_info or {})
-    item: dict[str, Any] = {"id": sample_id(uid, response, occurrence), "response": response}
-    if data_source is not None:
-        item["data_source"] = str(data_source)
-    gt = plain(ground_truth)
-    if gt is not None and gt != "":
-        item["reference"] = [str(g) for g in gt] if isinstance(gt, list) else str(gt)
-    for key in ("task", "choices", "constraints"):
-        if extra.get(key) is not None:
-            item[key] = extra[key]
-    if item.get("constraints"):
-        item["constraints"] = [{"id": c["id"], "kwargs": _kwargs(c.get("kwargs"))} for c in item["constraints"]]
-    if messages:
-        item["messages"] = [{"role": m["role"], "content": m["content"]} for m in plain(messages)]
-    elif prompt is not None:
-        item["prompt"] = prompt
-    urls = [u for u in (_image_url(i) for i in (images or extra.get("images") or [])) if u]
-    if urls:
-        item["images"] = urls
-    if uid is not None:
-        item["group_id"] = str(uid)
-        if group_size:
-            item["group_size"] = int(group_size)
-    if response_length is not None:
-        item["metadata"] = {"response_length": int(response_length)}
-    return item
+    return make_item(id=sample_id(uid, response, occurrence), response=response, group_id=uid,
+                     group_size=group_size, data_source=data_source, reference=ground_truth, extra=extra_info,
+                     prompt=prompt, messages=messages, images=images or None, response_length=response_length)
 
 
 def extra_info_of(result: Any, keys: list[str], null_reward: str | float) -> tuple[float, dict[str, float]]:

@@ -6,7 +6,6 @@ A prompt row has ``data_source``, ``prompt`` (chat messages, ``<image>`` where a
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harmo.client.data.prepare import read_rows
+from harmo.client.items import image_url, plain
 
 
 @dataclass
@@ -26,19 +26,9 @@ class Prompt:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _plain(x: Any) -> Any:
-    if hasattr(x, "tolist"):
-        return _plain(x.tolist())
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
-
-
 def read_prompts(path: Path) -> Iterator[Prompt]:
     for n, row in enumerate(read_rows(path)):
-        row = _plain(row)
+        row = plain(row)
         messages = row.get("prompt")
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
@@ -50,17 +40,6 @@ def read_prompts(path: Path) -> Iterator[Prompt]:
             json.dumps(messages, sort_keys=True).encode()).hexdigest()[:12]
         yield Prompt(key=key, messages=messages, data_source=row.get("data_source"),
                      reference=gt if gt not in (None, "") else None, images=row.get("images") or [], extra=extra)
-
-
-def image_url(img: Any) -> str:
-    """An image as the OpenAI chat format and the reward server take it: a URL or a data URL."""
-    if isinstance(img, str):
-        return img
-    if isinstance(img, dict) and img.get("bytes"):
-        return "data:image/png;base64," + base64.b64encode(bytes(img["bytes"])).decode()
-    if isinstance(img, dict) and img.get("path"):
-        return "data:image/png;base64," + base64.b64encode(Path(img["path"]).read_bytes()).decode()
-    raise ValueError(f"not an image: {str(img)[:60]}")
 
 
 def chat_messages(p: Prompt) -> list[dict[str, Any]]:

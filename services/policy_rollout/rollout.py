@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .data import Prompt, chat_messages, image_url, read_output
+from harmo.client.items import make_item
+
+from .data import Prompt, chat_messages, read_output
 from .engine import Completion, Engine, Sampling
 
 Row = dict[str, Any]
@@ -41,20 +43,9 @@ class Stats:
 
 def items_for(p: Prompt, completions: list[Completion]) -> list[dict[str, Any]]:
     """The reward server's items for one prompt's samples: one GRPO group."""
-    base: dict[str, Any] = {"group_id": p.key, "data_source": p.data_source,
-                            "messages": [{"role": m["role"], "content": m["content"]} for m in p.messages]}
-    if p.reference is not None:
-        base["reference"] = p.reference
-    for key in ("task", "choices", "constraints"):
-        if p.extra.get(key) is not None:
-            base[key] = p.extra[key]
-    if base.get("constraints"):
-        base["constraints"] = [{"id": c["id"], "kwargs": json.loads(c["kwargs"]) if isinstance(c.get("kwargs"), str)
-                                else {k: v for k, v in (c.get("kwargs") or {}).items() if v is not None}}
-                               for c in base["constraints"]]
-    if p.images:
-        base["images"] = [image_url(i) for i in p.images]
-    return [base | {"id": f"{p.key}#{k}", "response": c.text, "metadata": {"response_length": c.tokens}}
+    return [make_item(id=f"{p.key}#{k}", response=c.text, group_id=p.key, data_source=p.data_source,
+                      reference=p.reference, extra=p.extra, messages=p.messages, images=p.images or None,
+                      response_length=c.tokens)
             for k, c in enumerate(completions)]
 
 

@@ -14,10 +14,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from . import logs, metrics
-from .models.batcher import QueueFull
-from .models.registry import ModelNotReady
-from .pipeline import ScoringPipeline, UnknownProfile
 from harmo.protocol import (
     OpenRLHFRequest,
     OpenRLHFResponse,
@@ -27,6 +23,11 @@ from harmo.protocol import (
     ScoreRequest,
     ScoreResponse,
 )
+
+from . import logs, metrics
+from .models.batcher import QueueFull
+from .models.registry import ModelNotReady
+from .pipeline import ScoringPipeline, UnknownProfile
 from .settings import Settings
 
 

@@ -103,8 +103,9 @@ def serve(args: argparse.Namespace) -> None:
 def score(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from .pipeline import ScoringPipeline, UnknownProfile
     from harmo.protocol import ScoreItem, ScoreRequest
+
+    from .pipeline import ScoringPipeline, UnknownProfile
 
     settings = _settings(args.profiles)
     _models_present_or_exit(settings, _load_profiles_or_exit(settings))

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from harmo.protocol import AccuracyInfo, ItemError, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
+
 from . import metrics
 from .cache import Cache, code_version, dumps, loads_many, make_cache, make_key
 from .groups import Group, GroupAssembler
@@ -39,7 +41,6 @@ from .rewards.length import group_length_rewards, measure
 from .rewards.math import plan_math, to_check
 from .rewards.registry import VERIFIERS
 from .rewards.routing import route
-from harmo.protocol import AccuracyInfo, ItemError, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
 from .settings import Settings
 
 

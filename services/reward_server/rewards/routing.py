@@ -5,6 +5,7 @@ import fnmatch
 import re
 
 from harmo.protocol import ScoreItem
+
 from .numeric import to_float
 
 _LETTER = re.compile(r"[\(\[]?\s*[A-E]\s*[\)\]\.]?")
