@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Task = Literal["auto", "math", "choice", "number", "text", "ocr", "vqa", "chart", "open"]
 Verdict = Literal["correct", "incorrect", "partial", "unverifiable", "error"]
 
 
@@ -41,7 +40,10 @@ class ScoreItem(BaseModel):
         description="The group's size when its members may arrive in separate requests: the server waits "
         "for that many distinct ids (or its group deadline) before computing the group's relative parts.")
     data_source: str | None = None
-    task: Task = "auto"
+    task: str = Field(
+        "auto", pattern=r"^[a-z][a-z0-9_]*$", max_length=64,
+        description="auto (the server routes the item), open (no rule applies), or a verifier's name: math, "
+        "choice, number, chart, ocr, vqa, text, or one the server registers (unknown names are refused)")
     prompt: str | None = None
     messages: list[Message] | None = None
     images: list[str] | None = Field(default=None, description="Image URLs or base64 data URIs.")
@@ -160,3 +162,10 @@ class OpenRLHFResponse(BaseModel):
     rewards: list[float]
     scores: list[float]
     extra_logs: dict[str, list[float | None]] = Field(default_factory=dict)
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's ``content``: a string, or the text parts of a list of parts."""
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content or ""

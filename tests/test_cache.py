@@ -15,7 +15,6 @@ import pytest
 import redis
 
 from harmo.protocol import ScoreRequest
-from harmo.server import cache as cache_mod
 from harmo.server.cache import LocalCache, RedisCache
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
@@ -88,15 +87,14 @@ def test_weights_reuse_entries_verifier_settings_miss(local):
 
 
 def test_code_version_of_a_verifier_misses_only_its_entries(local, monkeypatch):
+    """A verifier's version bump misses its own cached verdicts, and only those."""
+    import dataclasses
+
+    from harmo.server.rewards.registry import VERIFIERS
+
     run(local(profiles()), MIXED)
-    real = cache_mod._source_digest
-    monkeypatch.setattr(cache_mod, "_source_digest",
-                        lambda rel: "edited" if rel == "rewards/numeric.py" else real(rel))
-    cache_mod.code_version.cache_clear()
-    try:
-        by_id = {r.id: r for r in run(local(profiles()), MIXED)}
-    finally:
-        cache_mod.code_version.cache_clear()
+    monkeypatch.setitem(VERIFIERS, "number", dataclasses.replace(VERIFIERS["number"], version=99))
+    by_id = {r.id: r for r in run(local(profiles()), MIXED)}
     assert by_id["n"].cached == []
     assert by_id["c"].cached == ["accuracy"] and by_id["g1-0"].cached == ["accuracy"]
 

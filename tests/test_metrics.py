@@ -40,7 +40,7 @@ def test_metrics_count_requests_items_components_and_errors(server):
     assert delta('harmo_items_total{profile="harmo",status="error"}') == 1
     assert delta('harmo_item_errors_total{code="unknown_constraint",component="instruction"}') == 1
     assert delta('harmo_request_latency_seconds_count{endpoint="/score"}') == 2
-    for component in ("accuracy", "instruction", "format", "length", "models"):
+    for component in ("accuracy", "models", "instruction", "verdict", "format", "group"):  # one per stage
         assert delta(f'harmo_component_latency_seconds_count{{component="{component}"}}') == 1, component
     assert 'harmo_redis_errors_total' in httpx.get(f"{server.url}/metrics").text
 

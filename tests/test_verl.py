@@ -59,9 +59,8 @@ def test_launch_scripts_parse():
 
 
 def test_sample_ids_are_stable_and_tell_duplicates_apart():
-    """A veRL sample's item id is the same whenever the same sample is scored again (veRL's
-    padding copies take their original's place in the group) and differs between identical
-    responses of one group scored by one worker."""
+    """A veRL sample's item id is the same whenever the same worker scores the same sample again
+    (a restarted Ray actor keeps its id), and differs between identical responses of one group."""
     from harmo.client.verl_reward import HarmoRewardManager, build_item
 
     fields = dict(data_source="gsm8k", ground_truth="4", extra_info={}, response="The answer is 4.", uid="u1",
@@ -76,6 +75,8 @@ def test_sample_ids_are_stable_and_tell_duplicates_apart():
     assert [mgr._occurrence("u1", "B"), mgr._occurrence("u1", "B"), mgr._occurrence("u1", "C"),
             mgr._occurrence("u2", "B")] == [0, 1, 0, 0]
     assert build_item(**fields, occurrence=1)["id"] != build_item(**fields)["id"]
+    # identical responses of one group in two reward workers are two members
+    assert build_item(**fields, scope="actor-a")["id"] != build_item(**fields, scope="actor-b")["id"]
 
 
 def test_reward_urls_from_config_or_environment(monkeypatch):

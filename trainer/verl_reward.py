@@ -48,22 +48,34 @@ def setup_worker() -> None:
     """Ray ``worker_process_setup_hook``: importing this module registered the manager."""
 
 
-def sample_id(uid: Any, response: str, occurrence: int = 0) -> str:
-    """A sample's id, the same whenever the same sample is scored again: its group, a digest of
-    its response, and which occurrence of that response in the group this worker has seen. veRL
-    pads a batch with copies of its first samples (``pad_dataproto_to_divisor``), which another
-    reward worker scores: a copy takes its original's place in the group instead of counting as
-    an extra member. Identical responses of one group scored by one worker get distinct ids
-    through ``occurrence``."""
+def sample_id(uid: Any, response: str, occurrence: int = 0, scope: str = "") -> str:
+    """A sample's id, the same whenever the same sample is scored again by the same reward
+    worker: its group, the worker (``scope``: the Ray actor, which keeps its id when Ray restarts
+    it), a digest of its response, and which occurrence of that response in the group the worker
+    has seen. A restarted worker that scores its chunk again sends the same ids, which take
+    their old places in their groups instead of counting twice; identical responses of one
+    group are told apart by worker and occurrence."""
     digest = hashlib.sha1(response.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{uid}:{digest}:{occurrence}"
+    return f"{uid}:{scope}:{digest}:{occurrence}"
+
+
+def worker_scope() -> str:
+    """This reward worker's identity: its Ray actor id (stable across restarts), else the process."""
+    try:
+        import ray
+
+        actor = ray.get_runtime_context().get_actor_id()
+    except Exception:  # noqa: BLE001 - no Ray here, or no actor: the process stands in
+        actor = None
+    return actor or f"pid{os.getpid()}"
 
 
 def build_item(*, data_source: Any, ground_truth: Any, extra_info: dict | None, response: str, uid: Any,
                group_size: int | None, response_length: int | None, prompt: str | None = None,
-               messages: list | None = None, images: list | None = None, occurrence: int = 0) -> dict:
+               messages: list | None = None, images: list | None = None, occurrence: int = 0,
+               scope: str = "") -> dict:
     """A ``ScoreItem`` (as a dict) from veRL's per-sample fields."""
-    return make_item(id=sample_id(uid, response, occurrence), response=response, group_id=uid,
+    return make_item(id=sample_id(uid, response, occurrence, scope), response=response, group_id=uid,
                      group_size=group_size, data_source=data_source, reference=ground_truth, extra=extra_info,
                      prompt=prompt, messages=messages, images=images or None, response_length=response_length)
 
@@ -105,6 +117,7 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
         # (uid, response digest) -> how many times this worker scored it in this step: identical
         # responses in a group are distinct members. Bounded: old groups are forgotten.
         self._seen: OrderedDict[str, int] = OrderedDict()
+        self._scope = worker_scope()
 
     def _occurrence(self, uid: Any, response: str) -> int:
         key = sample_id(uid, response)
@@ -137,7 +150,8 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
                               "ground_truth"), extra_info=nt.get("extra_info"), response=response,
                           uid=nt.get("uid"), group_size=self.val_n if validate else self.n,
                           response_length=n_valid, prompt=prompt, messages=plain(raw_prompt) if raw_prompt is not None
-                          else None, images=images, occurrence=self._occurrence(nt.get("uid"), response))
+                          else None, images=images, occurrence=self._occurrence(nt.get("uid"), response),
+                          scope=self._scope)
         result = await self.client.score_one(item, profile=self.profile)
         score, info = extra_info_of(result, self.keys, self.null_reward)
         return {"reward_score": score, "reward_extra_info": info}

@@ -27,7 +27,7 @@ from harmo.protocol import (
 from . import logs, metrics
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
-from .pipeline import ScoringPipeline, UnknownProfile
+from .pipeline import BadItem, ScoringPipeline, UnknownProfile
 from .settings import Settings
 
 
@@ -218,7 +218,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         pipeline = state["pipeline"]
         try:
             pending = await run_in_threadpool(pipeline.begin, req)
-        except UnknownProfile as exc:
+        except (UnknownProfile, BadItem) as exc:
             raise HTTPException(422, str(exc)) from None
         except (QueueFull, ModelNotReady) as exc:
             # Back-pressure: the caller retries; nothing queues without bound.

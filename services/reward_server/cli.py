@@ -105,7 +105,7 @@ def score(args: argparse.Namespace) -> None:
 
     from harmo.protocol import ScoreItem, ScoreRequest
 
-    from .pipeline import ScoringPipeline, UnknownProfile
+    from .pipeline import BadItem, ScoringPipeline, UnknownProfile
 
     settings = _settings(args.profiles)
     _models_present_or_exit(settings, _load_profiles_or_exit(settings))
@@ -135,7 +135,7 @@ def score(args: argparse.Namespace) -> None:
         for batch in batches:
             try:
                 resp = pipeline.score(ScoreRequest(profile=args.profile, items=batch))
-            except UnknownProfile as exc:
+            except (UnknownProfile, BadItem) as exc:
                 print(str(exc), file=sys.stderr)
                 raise SystemExit(2) from None
             for r in resp.results:

@@ -2,7 +2,8 @@
 
 A trainer's reward loop may score each sample on its own, while the rest of its group is still
 generating. An item that says ``group_size`` joins its group here; the group's relative parts
-(the length penalty, per-group normalisation) are computed once, by the pipeline's own code,
+(the length penalty, per-group normalisation) are computed once, on the members' ``Member``
+records, by the same function as a group inside one request (``stages/group.py``),
 when ``group_size`` distinct members have arrived, or when the group's deadline passes, over
 the members it has (each result then says so). Every request waiting on the group gets its
 members' results at the same moment.
@@ -18,11 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import threading
 import time
 from typing import Any, Callable
 
 from . import metrics
+from .stages.group import Member
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -30,11 +35,12 @@ class Group:
     key: tuple[str, str, str]  # (profile name, profile version, group id)
     expected: int
     deadline: float
-    members: dict[str, list[Any]] = dataclasses.field(default_factory=dict)  # id -> works (retries share a place)
+    compute: Callable[[list[Member]], list[dict[str, float]]]  # the group parts over members, in order
+    members: dict[str, Member] = dataclasses.field(default_factory=dict)  # id -> member (a retry keeps its place)
     done: bool = False
     complete: bool = False
     parts: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # id -> group-relative values
-    snapshot: dict[str, Any] = dataclasses.field(default_factory=dict)  # id -> the work before group parts
+    late: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # members past the computation
     finished_at: float = 0.0
     _event: threading.Event = dataclasses.field(default_factory=threading.Event)
     _callbacks: list[Callable[[], None]] = dataclasses.field(default_factory=list)
@@ -56,18 +62,20 @@ class Group:
             self._callbacks.append(fn)
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a computed group says about one member."""
+
+    parts: dict[str, float]
+    details: dict[str, Any]
+    error: tuple[str, str] | None = None
+
+
 class GroupAssembler:
-    """Collects members of cross-request groups and computes their group parts once.
+    """Collects the members of cross-request groups and computes their group parts once, with
+    the function each group was joined with (``stages.group.group_parts`` for its profile)."""
 
-    ``compute(works)`` runs the pipeline's group-relative parts over one group's works (in
-    place); ``group_components(work)`` names the components it sets, so that they can be kept
-    per member and handed to a retried member.
-    """
-
-    def __init__(self, compute: Callable[[list[Any]], None], group_components: Callable[[Any], list[str]],
-                 wait_s: float = 60.0, keep_s: float = 600.0) -> None:
-        self._compute = compute
-        self._group_components = group_components
+    def __init__(self, wait_s: float = 60.0, keep_s: float = 600.0) -> None:
         self.wait_s = wait_s
         self.keep_s = keep_s
         self._groups: dict[tuple[str, str, str], Group] = {}
@@ -77,54 +85,51 @@ class GroupAssembler:
         self._sweeper: threading.Thread | None = None
 
     # -- joining ---------------------------------------------------------------------
-    def join(self, key: tuple[str, str, str], expected: int, works: list[tuple[str, Any]]) -> Group:
-        """Add ``(member id, work)`` pairs of one group; returns the group to wait on."""
+    def join(self, key: tuple[str, str, str], expected: int, members: list[Member],
+             compute: Callable[[list[Member]], list[dict[str, float]]]) -> Group:
+        """Add members of one group; returns the group to wait on, then to read ``outcome`` of."""
         with self._lock:
             self._start_sweeper()
             g = self._groups.get(key)
             if g is None:
-                g = self._groups[key] = Group(key, expected, time.monotonic() + self.wait_s)
+                g = self._groups[key] = Group(key, expected, time.monotonic() + self.wait_s, compute)
                 metrics.GROUPS_OPEN.inc()
             if g.done:
-                for mid, w in works:
-                    self._after_done(g, mid, w)
+                for m in members:
+                    if m.id not in g.parts and m.id not in g.late:
+                        # A member past a computed group: its parts over the group as it was, plus itself.
+                        g.late[m.id] = g.compute([*(g.members[i] for i in sorted(g.members)), m])[-1]
                 return g
-            for mid, w in works:
-                g.members.setdefault(mid, []).append(w)
+            for m in members:
+                g.members.setdefault(m.id, m)
             if len(g.members) >= g.expected:
                 self._finish(g, complete=True)
         return g
 
-    def _after_done(self, g: Group, mid: str, w: Any) -> None:
-        if mid in g.parts:  # a retried member: the numbers it was given before
-            w.components.update(g.parts[mid])
-            self._annotate(g, w, late=False)
-            return
-        # A member past a computed group: its parts over the group as it was, plus itself.
-        clones = [dataclasses.replace(s, components=dict(s.components), errors=[], details={})
-                  for s in g.snapshot.values()]
-        mine = dataclasses.replace(w, components=dict(w.components), errors=[], details={})
-        self._compute(clones + [mine])
-        w.components.update({c: mine.components[c] for c in self._group_components(w) if c in mine.components})
-        self._annotate(g, w, late=True)
+    def outcome(self, g: Group, member_id: str) -> Outcome:
+        """A member's parts and report, once the group is done: a retried member gets the numbers
+        it got before."""
+        n = len(g.members)
+        details = {"id": g.key[2], "members": n, "expected": g.expected, "complete": g.complete}
+        if member_id in g.parts:
+            error = None if g.complete else (
+                "incomplete_group", f"group {g.key[2]!r}: {n} of {g.expected} members arrived within "
+                                    f"{self.wait_s:g}s; group parts were computed over those")
+            return Outcome(g.parts[member_id], details, error)
+        return Outcome(g.late.get(member_id, {}), details, (
+            "late_group_member", f"group {g.key[2]!r} was computed before this member arrived ({n} of "
+                                 f"{g.expected}); its group parts were computed over those members and this one"))
 
     # -- computing -------------------------------------------------------------------
     def _finish(self, g: Group, complete: bool) -> None:
-        """Compute the group's parts over its members (lock held)."""
+        """Compute the group's parts over its members, ordered by id (lock held)."""
         ids = sorted(g.members)
-        reps = [g.members[i][0] for i in ids]
-        g.snapshot = {i: dataclasses.replace(w, components=dict(w.components), errors=list(w.errors),
-                                             details=dict(w.details)) for i, w in zip(ids, reps)}
         try:
-            self._compute(reps)
+            g.parts = dict(zip(ids, g.compute([g.members[i] for i in ids])))
+        except Exception:  # noqa: BLE001 - the waiting requests still get their other parts
+            log.exception("group %s: computing its parts failed", g.key[2])
+            g.parts = {i: {} for i in ids}
         finally:
-            for i, rep in zip(ids, reps):
-                names = self._group_components(rep)
-                g.parts[i] = {c: rep.components[c] for c in names if c in rep.components}
-                for w in g.members[i]:
-                    if w is not rep:
-                        w.components.update(g.parts[i])
-                    self._annotate(g, w, late=False, complete=complete)
             g.done, g.complete, g.finished_at = True, complete, time.monotonic()
             metrics.GROUPS.labels(status="complete" if complete else "incomplete").inc()
             metrics.GROUPS_OPEN.dec()
@@ -132,18 +137,6 @@ class GroupAssembler:
             callbacks, g._callbacks = g._callbacks, []
             for fn in callbacks:
                 fn()
-
-    def _annotate(self, g: Group, w: Any, late: bool, complete: bool | None = None) -> None:
-        complete = g.complete if complete is None else complete
-        n = len(g.members)
-        w.details["group"] = {"id": g.key[2], "members": n, "expected": g.expected, "complete": complete}
-        if late:
-            w.note_group_error("late_group_member", f"group {g.key[2]!r} was computed before this member arrived "
-                                                    f"({n} of {g.expected}); its group parts were computed over "
-                                                    "those members and this one")
-        elif not complete:
-            w.note_group_error("incomplete_group", f"group {g.key[2]!r}: {n} of {g.expected} members arrived "
-                                                   f"within {self.wait_s:g}s; group parts were computed over those")
 
     # -- deadlines -------------------------------------------------------------------
     def _start_sweeper(self) -> None:

@@ -23,10 +23,8 @@ from .models.registry import BACKENDS, ModelConfig
 from .models.store import WeightsRef
 from .rewards.format import DEFAULT_PATTERN
 from .rewards.length import LengthConfig
-from .rewards.registry import VERIFIERS
-
-COMPONENTS = ("accuracy", "format", "length", "instruction")
-TASKS = set(VERIFIERS) | {"open"}
+from .rewards.registry import VERIFIERS, tasks
+from .stages import components as stage_components
 
 
 class FormatConfig(BaseModel):
@@ -64,9 +62,10 @@ class AccuracyConfig(BaseModel):
     @field_validator("routing")
     @classmethod
     def _known_tasks(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = {k: t for k, t in v.items() if t not in TASKS}
+        known = tasks() - {"auto"}
+        bad = {k: t for k, t in v.items() if t not in known}
         if bad:
-            raise ValueError(f"unknown task(s) in routing {bad}; known: {sorted(TASKS)}")
+            raise ValueError(f"unknown task(s) in routing {bad}; known: {sorted(known)}")
         return v
 
     @field_validator("min_confidence")
@@ -135,9 +134,10 @@ class Profile(BaseModel):
     @classmethod
     def _known_components(cls, v: dict[str, float]) -> dict[str, float]:
         # "<model>.<output>" names a vector head's output; ProfileSet checks the model.
-        bad = {k for k in v if k not in COMPONENTS and "." not in k}
+        known = stage_components()
+        bad = {k for k in v if k not in known and "." not in k}
         if bad:
-            raise ValueError(f"unknown component(s) {sorted(bad)}; known: {list(COMPONENTS)} and '<model>.<output>'")
+            raise ValueError(f"unknown component(s) {sorted(bad)}; known: {list(known)} and '<model>.<output>'")
         return v
 
     @model_validator(mode="after")
@@ -145,12 +145,12 @@ class Profile(BaseModel):
         if self.clip and self.clip[0] > self.clip[1]:
             raise ValueError(f"clip lower bound {self.clip[0]} exceeds upper bound {self.clip[1]}")
         if self.normalize:
-            bad = set(self.normalize.components) - set(COMPONENTS)
+            bad = set(self.normalize.components) - set(stage_components())
             if bad:
                 raise ValueError(f"normalize names unknown component(s) {sorted(bad)}")
         if self.formula:
             try:
-                value = self.evaluate_formula({c: 0.5 for c in COMPONENTS})
+                value = self.evaluate_formula({c: 0.5 for c in stage_components()})
             except Exception as exc:  # simpleeval raises many types
                 raise ValueError(f"formula {self.formula!r} does not evaluate: {exc}") from exc
             if not isinstance(value, (int, float)):
@@ -168,7 +168,7 @@ class Profile(BaseModel):
         covers the settings of the models the profile uses)."""
         if self.formula:
             names = set(re.findall(r"[A-Za-z_]\w*", self.formula))
-            self._components = [c for c in COMPONENTS if c in names] + [
+            self._components = [c for c in stage_components() if c in names] + [
                 k for k in self.weights if "." in k and k.replace(".", "_") in names]
         else:
             self._components = list(self.weights)
@@ -206,7 +206,7 @@ class Profile(BaseModel):
     def evaluate_formula(self, values: dict[str, float]) -> float:
         # Formula names can't hold a dot: "rm.helpfulness" is read as "rm_helpfulness".
         values = {k.replace(".", "_"): v for k, v in values.items()}
-        names = {c: 0.0 for c in COMPONENTS} | values | {f"w_{k}": w for k, w in self.weights.items()}
+        names = {c: 0.0 for c in stage_components()} | values | {f"w_{k}": w for k, w in self.weights.items()}
         ev = SimpleEval(names=names, functions={"min": min, "max": max, "abs": abs,
                                                  "clip": lambda x, lo, hi: max(lo, min(hi, x))})
         return ev.eval(self.formula)  # type: ignore[arg-type]

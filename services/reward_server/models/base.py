@@ -114,6 +114,11 @@ class Backend(ABC):
     def load(self) -> None:
         """Load weights (or connect); called once, before the first ``infer``."""
 
+    @property
+    def accuracy_output(self) -> str:
+        """The output used as an accuracy score: the configured ``score_label``, else the first."""
+        return getattr(self.config, "score_label", None) or self.labels[0]
+
     def cost(self, item: ModelInput) -> int:
         """An estimate of the item's size in tokens, for batching."""
         return 1 + (len(item.response) + len(item.prompt or "")) // 4

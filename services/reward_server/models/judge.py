@@ -15,8 +15,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from harmo.protocol import text_of
+
 from .base import Backend, BackendConfig, ModelInput, ModelOutput, Scale
-from .seqcls import text_of
 
 DEFAULT_TEMPLATE = """Rate how well the response answers the question, from 1 (wrong or useless) to 10 \
 (correct and complete).

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from harmo.protocol import text_of
+
 from .base import Backend, BackendConfig, ModelInput, ModelOutput, resolve_dtype
 from .store import WeightsRef, resolve
 
@@ -23,13 +25,6 @@ class SeqClsConfig(BackendConfig):
 
     def weights(self) -> WeightsRef:
         return WeightsRef(self.path, self.revision)
-
-
-def text_of(content) -> str:
-    """The text of an OpenAI-style message content (a string, or a list of parts)."""
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return content or ""
 
 
 def chat_text(tokenizer, item: ModelInput) -> str:

@@ -19,8 +19,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from harmo.protocol import text_of
+
 from .base import Backend, BackendConfig, ModelInput, ModelOutput, resolve_dtype
-from .seqcls import text_of
 from .store import WeightsRef, checkpoint_problems, resolve, value_head
 
 

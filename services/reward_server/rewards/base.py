@@ -1,9 +1,18 @@
-"""The result type every rule verifier returns."""
+"""What every rule verifier is: its result type (``Check``) and its declaration (``Verifier``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict
 
 from harmo.protocol import Verdict
+
+
+class NoOptions(BaseModel):
+    """A verifier without options: a profile's block for it must be empty."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -35,3 +44,27 @@ class Check:
         # An answer the policy never stated is wrong for RL purposes, but it is reported as a
         # typed error so that a dataset or prompt problem shows up in the logs.
         return cls(0.0, "incorrect", confidence, None, ("unparseable", what))
+
+
+# Modules most verifiers read the answer with: a change there is a change to each of them.
+EXTRACT = ("harmo.server.rewards.base", "harmo.server.rewards.extract")
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """Everything about a rule verifier, in one place, next to its function.
+
+    ``name`` is the task items and profiles name; ``fn(response, references, choices=...,
+    **options)`` returns a ``Check`` (``None``: the verifier runs as a job in the math worker
+    pool); ``options`` validates a profile's ``accuracy.verifiers.<name>`` block. ``version`` is
+    bumped on purpose whenever the verdicts may change: cached verdicts of other versions miss
+    (tests/test_versions.py fails when the code in ``sources`` changes without a bump).
+    ``dependencies`` are the distributions whose versions the verdicts depend on."""
+
+    name: str
+    fn: Callable[..., Check] | None
+    options: type[BaseModel]
+    version: int
+    description: str
+    sources: tuple[str, ...]
+    dependencies: tuple[str, ...] = ()

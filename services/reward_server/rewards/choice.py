@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import string
 
-from .base import Check
+from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
 from .text import normalize_text
 
@@ -80,3 +80,7 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     if picked is None:
         return Check.unparseable("the answer names no option")
     return Check.binary(picked in golds, picked)
+
+
+VERIFIER = Verifier("choice", choice_match, NoOptions, 1, "multiple choice by letter or option text",
+                    ("harmo.server.rewards.choice", "harmo.server.rewards.text", *EXTRACT))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .base import Check
+from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
 
 # Confidence of each kind of verdict. Equivalence found by math-verify is trusted fully; a
@@ -359,3 +359,9 @@ def to_check(result: dict, extracted_fallback: str) -> Check:
         return Check(0.0, "incorrect", CONF_UNPARSEABLE, extracted_fallback, (result["code"], result["message"]))
     conf = CONF_GUARDED if result.get("guard") else CONF_NOT_EQUIVALENT
     return Check.binary(False, extracted, conf)
+
+
+VERIFIER = Verifier(
+    "math", None, NoOptions, 1, "math-verify equivalence of the final answer, in worker processes",
+    ("harmo.server.rewards.math", "harmo.server.rewards.math_warmup", "harmo.server.math_pool", *EXTRACT),
+    ("math-verify", "sympy", "latex2sympy2_extended", "antlr4-python3-runtime"))

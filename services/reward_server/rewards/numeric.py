@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 import re
 
-from .base import Check
+from pydantic import Field
+
+from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
 
 _NUMBER = re.compile(r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?\s*%?")
@@ -75,3 +77,18 @@ def relaxed_accuracy(response: str, references: list[str], *, tolerance: float =
         elif pred_text.lower() == ref.strip().lower():
             return Check.binary(True, pred_text)
     return Check.binary(False, pred_text)
+
+
+class NumberOptions(NoOptions):
+    rel_tol: float = Field(1e-6, ge=0, description="relative tolerance w.r.t. the reference")
+    abs_tol: float = Field(1e-9, ge=0)
+
+
+class ChartOptions(NoOptions):
+    tolerance: float = Field(0.05, ge=0, description="ChartQA relaxed accuracy: relative error allowed")
+
+
+NUMBER = Verifier("number", number_match, NumberOptions, 1, "a number within a relative tolerance",
+                  ("harmo.server.rewards.numeric", *EXTRACT))
+CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 1, "ChartQA relaxed accuracy (5% relative error)",
+                 ("harmo.server.rewards.numeric", *EXTRACT))

@@ -4,9 +4,10 @@ from __future__ import annotations
 import re
 import string
 
+from pydantic import Field
 from rapidfuzz.distance import Levenshtein
 
-from .base import Check
+from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
 
 _ARTICLES_EN = re.compile(r"\b(a|an|the)\b")
@@ -135,3 +136,16 @@ def vqa_accuracy(response: str, references: list[str], **_: object) -> Check:
         others = golds[:i] + golds[i + 1 :]
         accs.append(min(sum(g == pred for g in others) / need, 1.0))
     return Check.graded(sum(accs) / len(accs), cand.text)
+
+
+class OcrOptions(NoOptions):
+    threshold: float = Field(0.5, gt=0, le=1, description="ANLS: normalised distance at which the score drops to 0")
+
+
+_TEXT_SOURCES = ("harmo.server.rewards.text", *EXTRACT)
+OCR = Verifier("ocr", anls, OcrOptions, 1, "ANLS with threshold, max over references (DocVQA)", _TEXT_SOURCES,
+               ("rapidfuzz",))
+VQA = Verifier("vqa", vqa_accuracy, NoOptions, 1, "VQAv2 soft accuracy with the VQA answer normalisation",
+               _TEXT_SOURCES)
+TEXT = Verifier("text", exact_match, NoOptions, 1, "normalised exact match (a miss against a phrase is unsure)",
+                _TEXT_SOURCES)

@@ -1,0 +1,112 @@
+"""Rule verdicts: each item's task (routed from ``auto``) decides its verifier from the registry;
+math items are settled in-process when trivial, the rest go to the worker pool as one job per
+run of items sharing gold answers (a GRPO group), with duplicate answers verified once.
+
+The ``accuracy`` cache unit holds the final verdict, whoever gave it: when a model may take
+part (open items, and tasks whose unsure verdicts go to it), its key carries the model's
+settings and inputs too."""
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from ..cache import code_version, make_key
+from ..math_pool import GroupJob
+from ..rewards.base import Check
+from ..rewards.math import plan_math, to_check
+from ..rewards.registry import VERIFIERS
+from .base import Item, Stage
+from .models import ModelStage, model_key_inputs
+
+
+class AccuracyStage(Stage):
+    name = "accuracy"
+
+    def _uses_model(self, it: Item) -> bool:
+        acc = it.profile.accuracy
+        return bool(acc.model) and (it.task == "open" or acc.threshold(it.task) > 0)
+
+    def keys(self, it: Item) -> dict[str, str]:
+        p, item = it.profile, it.item
+        acc = p.accuracy
+        if "accuracy" not in p.components or (it.task == "open" and not acc.model):
+            return {}
+        specs = []
+        inputs: dict[str, Any] = {"task": it.task, "response": item.response, "references": item.references(),
+                                  "choices": item.choices}
+        # The task's own options, not the whole block: tuning one verifier keeps the others' entries.
+        config: dict[str, Any] = {"options": acc.options(it.task) if it.task != "open" else None}
+        if it.task != "open":
+            v = VERIFIERS[it.task]
+            specs.append((f"verifier:{v.name}", v.version, v.dependencies))
+        # The model takes part only where it can: open items, and tasks whose unsure verdicts go to
+        # it; a math verdict under the default profile keys on the rule alone, as without a model.
+        if self._uses_model(it):
+            specs.append((f"stage:{ModelStage.name}", ModelStage.version, ModelStage.dependencies))
+            inputs |= model_key_inputs(item)
+            config |= {"model": self.ctx.models.fingerprint(acc.model), "min_confidence": acc.threshold(it.task),
+                       "blend": acc.blend}
+        config["code"] = code_version(*specs)
+        return {"accuracy": make_key(self.ctx.settings.cache_prefix, "accuracy", config, inputs)}
+
+    def restore(self, it: Item, unit: str, value: Any) -> None:
+        err = value.get("error")
+        it.check = Check(value["score"], value["verdict"], value["confidence"], value["extracted"],
+                         tuple(err) if err else None)
+        it.source = value["source"]
+        it.cached.append("accuracy")
+
+    def dump(self, it: Item) -> dict[str, Any]:
+        c = it.check
+        # Only clean verdicts: a timeout, a model error or an unsure verdict whose model failed
+        # is computed again next time.
+        if "accuracy" not in it.keys or "accuracy" in it.hits or c is None or c.verdict == "error" or it.transient:
+            return {}
+        return {"accuracy": {"score": c.score, "verdict": c.verdict, "confidence": c.confidence,
+                             "extracted": c.extracted, "error": c.error, "source": it.source}}
+
+    def run(self, items: list[Item]) -> None:
+        # A job is sent as soon as its run of items ends, so the workers start while the rest of
+        # the request is still being planned.
+        pending: list[tuple[Future, list[Item]]] = []
+        run_refs: tuple[str, ...] | None = None
+        run: dict[str, list[Item]] = {}
+
+        def flush() -> None:
+            if run:
+                futures = self.ctx.math_pool.submit(GroupJob(list(run_refs or ()), list(run)))
+                pending.extend(zip(futures, run.values()))
+                run.clear()
+
+        for it in items:
+            if "accuracy" not in it.profile.components or "accuracy" in it.hits or it.task == "open":
+                continue
+            refs = it.item.references()
+            it.source = f"rule:{it.task}"
+            if not refs:
+                it.check = Check(0.0, "error", 0.0, None, ("no_reference", f"task {it.task!r} needs a reference"))
+                continue
+            if it.task == "math":
+                plan = plan_math(it.item.response, refs)
+                it.math_extracted = plan.extracted
+                if plan.check is not None:
+                    it.check = plan.check
+                    continue
+                if tuple(refs) != run_refs:
+                    flush()
+                    run_refs = tuple(refs)
+                run.setdefault(plan.source, []).append(it)  # type: ignore[arg-type]
+                continue
+            v = VERIFIERS[it.task]
+            try:
+                it.check = v.fn(it.item.response, refs, choices=it.item.choices,  # type: ignore[misc]
+                                **it.profile.accuracy.options(it.task))
+            except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
+                it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))
+        flush()
+        for fut, its in pending:
+            # The pool resolves every future (a verdict, a timeout or an error); the outer
+            # bound only guards against a pool that was shut down under us.
+            result = fut.result(timeout=self.ctx.settings.math_timeout_s * 64 + 60)
+            for it in its:
+                it.check = to_check(result, it.math_extracted)

@@ -1,0 +1,89 @@
+"""What every stage shares: the per-item record the stages fill in, and the stage interface."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from harmo.protocol import AccuracyInfo, ItemError, ScoreItem
+
+from ..rewards.base import Check
+
+if TYPE_CHECKING:
+    from ..math_pool import MathWorkerPool
+    from ..models.registry import ModelRegistry
+    from ..profiles import Profile
+    from ..settings import Settings
+
+
+@dataclass
+class Item:
+    """One item on its way through the stages: its request item, its profile, and what the
+    stages have found so far."""
+
+    item: ScoreItem
+    profile: Profile
+    task: str = "open"
+    check: Check | None = None  # the accuracy verdict, from a rule, a model or the cache
+    math_future: Future | None = None
+    math_extracted: str = ""
+    source: str = ""  # what decided the accuracy: "rule:math", "model:rm", "blend:rule:math+model:rm"
+    info: AccuracyInfo | None = None
+    components: dict[str, float] = field(default_factory=dict)
+    errors: list[ItemError] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    # cache: unit ("accuracy", "instruction", "model:<name>") -> key; what was served; what is new
+    keys: dict[str, str] = field(default_factory=dict)
+    hits: dict[str, Any] = field(default_factory=dict)
+    fresh: dict[str, Any] = field(default_factory=dict)
+    cached: list[str] = field(default_factory=list)
+    transient: bool = False  # the accuracy verdict stands in for a failed model: never cached
+    unjudged: bool = False  # nothing could judge the accuracy and the profile says: no reward
+    reward: float | None = None
+
+    def error(self, component: str, code: str, message: str) -> None:
+        self.errors.append(ItemError(component=component, code=code, message=message))
+
+
+@dataclass
+class Context:
+    """What stages may use: settings and the shared workers."""
+
+    settings: Settings
+    math_pool: MathWorkerPool
+    models: ModelRegistry
+
+
+class Stage(ABC):
+    """One step of scoring. ``phase``: ``item`` stages run per request, before the cache is
+    written; ``group`` stages run over each GRPO group once it is complete (in the request, or
+    assembled across requests); ``final`` stages turn the components into the reward.
+
+    ``version`` is bumped on purpose when the stage's cached results may change (its cache
+    entries of other versions then miss; tests/test_versions.py watches ``sources``)."""
+
+    name: ClassVar[str]
+    phase: ClassVar[Literal["item", "group", "final"]] = "item"
+    version: ClassVar[int] = 1
+    components: ClassVar[tuple[str, ...]] = ()  # the components this stage produces
+    sources: ClassVar[tuple[str, ...]] = ()
+    dependencies: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def keys(self, it: Item) -> dict[str, str]:
+        """The cache key of each result unit this stage keeps for the item (none by default)."""
+        return {}
+
+    def restore(self, it: Item, unit: str, value: Any) -> None:  # noqa: B027 - a stage without units
+        """Take a unit's cached value (read before any stage runs)."""
+
+    def dump(self, it: Item) -> dict[str, Any]:
+        """The units this stage computed for the item, to be cached."""
+        return {}
+
+    @abstractmethod
+    def run(self, items: list[Item]) -> None:
+        """Work on the items in place: set checks, components, errors and details."""

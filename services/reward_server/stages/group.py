@@ -1,0 +1,94 @@
+"""The group-relative parts of a GRPO group: the generalized length penalty against the group's
+correct answers, and per-group normalisation of the configured components.
+
+They are computed on ``Member`` records (what the computation reads of each member), by one
+pure function, ``group_parts``: for groups inside one request (``GroupStage``) and for groups
+assembled across requests (``groups.py``) alike."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..rewards.length import group_length_rewards, measure
+from .base import Item, Stage
+
+if TYPE_CHECKING:
+    from ..profiles import Profile
+
+
+@dataclass(frozen=True)
+class Member:
+    """What a group computation reads of one member."""
+
+    id: str
+    length: float
+    correct: bool
+    values: dict[str, float] = field(default_factory=dict)  # the components per-group normalisation reads
+
+
+def group_parts(profile: Profile, members: list[Member]) -> list[dict[str, float]]:
+    """Each member's group-relative components, in the members' order."""
+    out: list[dict[str, float]] = [{} for _ in members]
+    if "length" in profile.components:
+        rewards = group_length_rewards([m.length for m in members], [m.correct for m in members], profile.length)
+        for o, v in zip(out, rewards):
+            if v is not None:
+                o["length"] = v
+    norm = profile.normalize
+    if norm is not None:
+        for comp in norm.components:
+            current = [o.get(comp, m.values.get(comp)) for m, o in zip(members, out)]
+            vals = [v for v in current if v is not None]
+            if not vals:
+                continue
+            mean = sum(vals) / len(vals)
+            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+            for o, v in zip(out, current):
+                if v is not None:
+                    o[comp] = (v - mean) / (std + 1e-6) if norm.method == "zscore" else v - mean
+    return out
+
+
+def is_grouped(profile: Profile) -> bool:
+    """Whether the profile has group-relative parts at all."""
+    return "length" in profile.components or profile.normalize is not None
+
+
+def member_of(it: Item) -> Member:
+    """The item as a group member; a bad ``metadata.response_length`` is reported on the item."""
+    p = it.profile
+    values = {c: it.components[c] for c in (p.normalize.components if p.normalize else ()) if c in it.components}
+    return Member(id=it.item.id or "", length=_length_of(it), correct=it.check is not None and
+                  it.check.verdict == "correct", values=values)
+
+
+def _length_of(it: Item) -> float:
+    # Token counts from the rollout are the true length; text measures are the fallback.
+    how = it.profile.length.measure
+    n = (it.item.metadata or {}).get("response_length")
+    if n is None:
+        return float(measure(it.item.response, how))
+    if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0:
+        return float(n)
+    if "length" in it.profile.components:
+        it.error("length", "bad_metadata", f"metadata.response_length {n!r} is not a non-negative number; "
+                                           f"the response's {how} were counted instead")
+    return float(measure(it.item.response, how))
+
+
+class GroupStage(Stage):
+    name = "group"
+    phase = "group"
+    components = ("length",)
+
+    def run(self, items: list[Item]) -> None:
+        """The group parts of the groups among ``items`` (members of one request)."""
+        groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
+        for it in items:
+            if it.item.group_id is not None and is_grouped(it.profile):
+                groups[(it.profile.name, it.item.group_id)].append(it)
+        for members in groups.values():
+            for it, parts in zip(members, group_parts(members[0].profile, [member_of(it) for it in members])):
+                it.components.update(parts)
