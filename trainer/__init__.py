@@ -1,4 +1,20 @@
-"""veRL GRPO trainer integration: a reward client and a veRL reward manager over HTTP.
+"""``harmo.client``: everything that calls the reward server from a trainer or a rollout worker.
 
-Clients build requests with ``harmo.protocol``, the shared contract.
+- ``harmo.client.client``: ``RewardClient`` / ``AsyncRewardClient`` (retries, deadlines, groups
+  kept whole), re-exported here;
+- ``harmo.client.items``: the one conversion from a dataset row and a response to a ``/score`` item;
+- ``harmo.client.verl_reward`` (veRL's reward manager), ``harmo.client.main_ppo`` (veRL's entry
+  point with it), ``harmo.client.trl`` (TRL reward functions), ``harmo.client.data.prepare``.
+
+``pip install harmo[client]`` needs only pydantic and httpx; veRL and TRL are imported only by
+their adapters.
 """
+from .client import (
+    AsyncRewardClient,
+    RewardClient,
+    RewardClientError,
+    RewardRequestError,
+    RewardServiceUnavailable,
+)
+
+__all__ = ["AsyncRewardClient", "RewardClient", "RewardClientError", "RewardRequestError", "RewardServiceUnavailable"]
