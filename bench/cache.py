@@ -27,10 +27,10 @@ from bench.models import load_test, profiles_file
 from bench.models import workload as model_workload
 from bench.run import report
 from bench.workloads import math_groups
+from devtools.servers import free_port, wait_until_up
 from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.settings import Settings
-from tests.conftest import free_port, wait_until_up
 
 CONSTRAINTS = [
     [{"id": "punctuation:no_comma"}, {"id": "length_constraints:number_words",

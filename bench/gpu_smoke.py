@@ -29,8 +29,8 @@ from pathlib import Path
 
 from bench.models import workload
 from bench.run import report
-from tests.conftest import ROOT, free_port, wait_until_up
-from tests.model_fixtures import smollm2_dir
+from devtools.models import smollm2_dir
+from devtools.servers import ROOT, free_port, wait_until_up
 
 SIZES = {
     # Qwen2-1.5B's shape: 1.54B parameters with its 151,936-token vocabulary
@@ -75,7 +75,7 @@ def build_vl_model(size: str, out: Path, dtype: str, device: str) -> int:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
 
-    from tests.model_fixtures import QWEN_VL_TEMPLATE
+    from devtools.models import QWEN_VL_TEMPLATE
 
     shape = VL_SIZES[size]
     tok = AutoTokenizer.from_pretrained(smollm2_dir())

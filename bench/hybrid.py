@@ -28,10 +28,10 @@ import httpx
 
 from bench.run import report
 from bench.workloads import mixed_groups
+from devtools.servers import free_port, wait_until_up
 from harmo.protocol import ScoreRequest, ScoreResponse
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.settings import Settings
-from tests.conftest import free_port, wait_until_up
 
 BATCH = 256
 

@@ -12,9 +12,9 @@ import json
 import random
 import time
 
+from devtools.ifeval_cases import CASES
 from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
-from tests.test_instruction import CASES
 
 FILLER = "the quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun".split()
 

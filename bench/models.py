@@ -23,11 +23,11 @@ import time
 import httpx
 
 from bench.run import report
+from devtools.models import smollm2_rm_dir
+from devtools.servers import free_port, wait_until_up
 from harmo.server.models.base import ModelInput
 from harmo.server.models.registry import BACKENDS
 from harmo.server.profiles import ProfileSet
-from tests.conftest import free_port, wait_until_up
-from tests.model_fixtures import smollm2_rm_dir
 
 WORDS = ("the answer is a number that we get by adding both sides then dividing the total by two so "
          "each part has the same size and shape as the other").split()

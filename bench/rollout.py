@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from bench.run import report
-from tests.conftest import ROOT, Server
-from tests.model_fixtures import smollm2_dir
+from devtools.models import smollm2_dir
+from devtools.servers import ROOT, Server
 
 VLLM_PYTHON = os.environ.get("HARMO_VLLM_PYTHON", str(ROOT / ".venv-vllm" / "bin" / "python"))
 FMT = " Think inside <think></think>, then answer inside <answer></answer>."

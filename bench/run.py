@@ -82,7 +82,7 @@ def bench_math(n_groups: int, repeat: int) -> dict:
         figures[f"ratio@{size}"] = t_base / t_ours
     figures.update(agree)
 
-    from tests.mv_cases import default_option_cases
+    from devtools.mv_cases import default_option_cases
 
     cases = default_option_cases()
     mv = [bool(verify(parse(g), parse(p))) for g, p, _ in cases]

@@ -18,10 +18,10 @@ import sys
 import time
 
 from bench.run import report
+from devtools.models import smollm2_dir
+from devtools.servers import ROOT, Server
 from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
-from tests.conftest import ROOT, Server
-from tests.model_fixtures import smollm2_dir
 
 TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-trainer" / "bin" / "python"))
 

@@ -57,5 +57,5 @@ if ! redis_up; then
 fi
 
 # Lint first: a small agreed rule set (pyproject.toml [tool.ruff]).
-.venv/bin/ruff check harmo services trainer tests bench
+.venv/bin/ruff check harmo services trainer tests bench devtools
 exec .venv/bin/python -m pytest -q "$@"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.models import smollm2_dir, tiny_qwen25vl_rm
 from tests.conftest import ROOT
-from tests.model_fixtures import smollm2_dir, tiny_qwen25vl_rm
 
 pytestmark = pytest.mark.slow  # validators and services in namespaces
 
@@ -170,23 +170,27 @@ def _entrypoint(dockerfile: Path, stage: str) -> tuple[list[str], dict[str, str]
 
 def _in_namespace(tmp_path: Path, spec: dict, hosts: list[str], mounts: dict[str, Path]) -> dict:
     """Run tests/deploy_check.py in a fresh network and mount namespace: its own loopback, these
-    host names, these folders mounted where the containers would have them."""
+    host names, these folders mounted where the containers would have them. The container paths
+    (/config, /models, ...) are made in a root of the namespace's own (a tmpfs holding binds of
+    the real root's entries, then chroot), so nothing is written to the real root."""
     (tmp_path / "hosts").write_text("127.0.0.1 localhost " + " ".join(hosts) + "\n")
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec | {"cwd": str(ROOT), "logs": str(tmp_path)}))
-    created = [m for m in mounts if not Path(m).exists()]
-    for m in created:
-        Path(m).mkdir()
-    script = ["set -e", "ip link set lo up", f"mount --bind {tmp_path / 'hosts'} /etc/hosts"]
-    script += [f"mount --bind {src} {dst}" for dst, src in mounts.items()]
-    script.append(f"exec {sys.executable} tests/deploy_check.py {spec_file}")
-    try:
-        p = run("unshare", "--net", "--mount", "--propagation", "private", "bash", "-c", "\n".join(script))
-    finally:
-        for m in created:
-            Path(m).rmdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    script = ["set -e", "ip link set lo up", f"R={root}", "mount -t tmpfs tmpfs $R",
+              # the real root's entries: symlinks (/bin -> usr/bin) copied, folders bound with their mounts
+              'for e in /*; do n=$(basename "$e"); if [ -L "$e" ]; then cp -P "$e" "$R/$n"; '
+              'elif [ -d "$e" ]; then mkdir "$R/$n"; mount --rbind "$e" "$R/$n"; fi; done',
+              f"mount --bind {tmp_path / 'hosts'} $R/etc/hosts"]
+    for dst, src in mounts.items():
+        script += [f"mkdir -p $R{dst}", f"mount --bind {src} $R{dst}"]
+    script.append(f"exec chroot $R /bin/sh -c 'cd {ROOT} && exec {sys.executable} tests/deploy_check.py {spec_file}'")
+    existed = {dst: Path(dst).exists() for dst in mounts}
+    p = run("unshare", "--net", "--mount", "--propagation", "private", "bash", "-c", "\n".join(script))
     logs = "".join(f.read_text()[-2000:] for f in tmp_path.glob("*.log"))
     assert p.returncode == 0, p.stderr[-3000:] + logs
+    assert {dst: Path(dst).exists() for dst in mounts} == existed, "the test wrote to the real root"
     return json.loads(p.stdout)
 
 

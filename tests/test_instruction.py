@@ -4,76 +4,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from devtools.ifeval_cases import CASES
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
 from harmo.server.settings import Settings
 from tests.conftest import score
 
-EN = "This sentence is written in plain English and talks about the weather in the city today."
 # (id, kwargs, prompt, response, strict, loose)
-CASES = [
-    ("keywords:existence", {"keywords": ["apple", "pear"]}, "P", "I like apple and pear.", True, True),
-    ("keywords:existence", {"keywords": ["apple", "pear"]}, "P", "I like apple.", False, False),
-    ("keywords:frequency", {"keyword": "cat", "frequency": 2, "relation": "at least"}, "P", "cat cat dog", True, True),
-    ("keywords:frequency", {"keyword": "cat", "frequency": 2, "relation": "at least"}, "P", "cat dog", False, False),
-    ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "P", "all good here", True, True),
-    ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "P", "Bad start\nall good here", False, True),
-    ("keywords:letter_frequency", {"letter": "z", "let_frequency": 2, "let_relation": "at least"}, "P", "zz top", True, True),
-    ("keywords:letter_frequency", {"letter": "z", "let_frequency": 2, "let_relation": "at least"}, "P", "z", False, False),
-    ("language:response_language", {"language": "en"}, "P", EN, True, True),
-    ("language:response_language", {"language": "en"}, "P",
-     "Cette phrase est écrite en français et parle du temps qu'il fait en ville aujourd'hui.", False, False),
-    ("length_constraints:number_sentences", {"num_sentences": 2, "relation": "less than"}, "P", "One sentence.", True, True),
-    ("length_constraints:number_sentences", {"num_sentences": 2, "relation": "less than"}, "P",
-     "One here. Two there. Three everywhere.", False, False),
-    ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "P", "first\n***\nsecond", True, True),
-    # loose drops the first line: "***\nb\n***\nc" has two paragraphs (an empty first one is not counted)
-    ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "P", "a\n***\nb\n***\nc", False, True),
-    ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "P", "a\n***\nb\n***\nc\n***\nd\n***\ne", False, False),
-    ("length_constraints:number_words", {"num_words": 5, "relation": "at least"}, "P", "one two three four five six", True, True),
-    ("length_constraints:number_words", {"num_words": 5, "relation": "at least"}, "P", "one two", False, False),
-    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "second"},
-     "P", "first paragraph\n\nsecond paragraph", True, True),
-    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "second"},
-     "P", "first paragraph\n\nthird paragraph", False, False),
-    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "P", "Meet [name] at [place].", True, True),
-    ("detectable_content:number_placeholders", {"num_placeholders": 2}, "P", "Meet [name].", False, False),
-    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "P", "Hi there.\nP.S. see you", True, True),
-    ("detectable_content:postscript", {"postscript_marker": "P.S."}, "P", "Hi there.", False, False),
-    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "P", "* one\n* two", True, True),
-    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "P", "* one\n* two\n* three", False, True),
-    ("detectable_format:constrained_response", {}, "P", "My answer is yes.", True, True),
-    ("detectable_format:constrained_response", {}, "P", "Perhaps.", False, False),
-    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "P", "*one* and *two*", True, True),
-    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "P", "*one* only", False, False),
-    ("detectable_format:multiple_sections", {"section_spliter": "Section", "num_sections": 2}, "P",
-     "Section 1\nalpha\nSection 2\nbeta", True, True),
-    ("detectable_format:multiple_sections", {"section_spliter": "Section", "num_sections": 2}, "P",
-     "Section 1\nalpha", False, False),
-    ("detectable_format:json_format", {}, "P", '{"a": 1}', True, True),
-    ("detectable_format:json_format", {}, "P", 'Here it is:\n{"a": 1}', False, True),
-    ("detectable_format:title", {}, "P", "<<My Title>>\nbody", True, True),
-    ("detectable_format:title", {}, "P", "body without a title", False, False),
-    ("combination:two_responses", {}, "P", "First answer.\n******\nSecond answer.", True, True),
-    ("combination:two_responses", {}, "P", "Only one answer.", False, False),
-    ("combination:repeat_prompt", {"prompt_to_repeat": "Say hi"}, "Say hi", "Say hi\nhi", True, True),
-    ("combination:repeat_prompt", {"prompt_to_repeat": "Say hi"}, "Say hi", "hi", False, False),
-    ("startend:end_checker", {"end_phrase": "Is there anything else?"}, "P", "Done. Is there anything else?", True, True),
-    ("startend:end_checker", {"end_phrase": "Is there anything else?"}, "P",
-     "Done. Is there anything else?\nextra line", False, True),
-    ("change_case:capital_word_frequency", {"capital_frequency": 2, "capital_relation": "at least"}, "P",
-     "THE BIG dog", True, True),
-    ("change_case:capital_word_frequency", {"capital_frequency": 2, "capital_relation": "at least"}, "P",
-     "the BIG dog", False, False),
-    ("change_case:english_capital", {}, "P", EN.upper(), True, True),
-    ("change_case:english_capital", {}, "P", EN, False, False),
-    ("change_case:english_lowercase", {}, "P", EN.lower(), True, True),
-    ("change_case:english_lowercase", {}, "P", EN, False, False),
-    ("punctuation:no_comma", {}, "P", "no commas at all here", True, True),
-    ("punctuation:no_comma", {}, "P", "one, two", False, False),
-    ("startend:quotation", {}, "P", '"all of it quoted"', True, True),
-    ("startend:quotation", {}, "P", "not quoted", False, False),
-]
 
 
 def test_every_instruction_id_is_covered():

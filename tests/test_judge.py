@@ -7,13 +7,13 @@ import sys
 import httpx
 import pytest
 
+from devtools.models import smollm2_dir
 from harmo.server.models.base import ModelInput
 from harmo.server.models.judge import JudgeBackend, JudgeConfig
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
 from harmo.server.settings import Settings
 from tests.conftest import ROOT, free_port, score, wait_until_up
-from tests.model_fixtures import smollm2_dir
 
 pytestmark = pytest.mark.slow  # serves SmolLM2 as a judge
 

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devtools.mv_cases import default_option_cases
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.rewards.math import integer_sequence, plan_math
 from harmo.server.settings import Settings
 from tests.conftest import score
 from tests.math_cases import MATH_CASES
-from tests.mv_cases import default_option_cases
 
 
 def test_table_is_large_enough():

@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.models import tiny_qwen25vl_rm
 from harmo.server.models.store import checkpoint_problems, value_head
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
 from harmo.server.settings import Settings
 from tests.conftest import ROOT, free_port, score, wait_until_up
-from tests.model_fixtures import tiny_qwen25vl_rm
 
 GPU_PROFILES = ROOT / "services/reward_server/profiles-gpu.yaml"
 SKYWORK = "Skywork/Skywork-VL-Reward-7B"

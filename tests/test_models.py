@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from devtools.models import tiny_llama_rm
 from harmo.server.models.base import ModelInput, Scale
 from harmo.server.models.batcher import DynamicBatcher, QueueFull
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileError, ProfileSet
 from harmo.server.settings import Settings
 from tests.conftest import Server, score
-from tests.model_fixtures import tiny_llama_rm
 
 LABELS = ["helpfulness", "correctness", "verbosity"]
 
@@ -381,7 +381,7 @@ def image_server():
 
 @pytest.fixture(scope="module")
 def vlm_pipeline(tmp_path_factory, pipeline):
-    from tests.model_fixtures import tiny_qwen2vl_rm
+    from devtools.models import tiny_qwen2vl_rm
 
     path = tmp_path_factory.mktemp("vl") / "profiles.yaml"
     path.write_text(textwrap.dedent(f"""
@@ -441,9 +441,9 @@ def test_vlm_fetches_remote_images_where_allowed(vlm_pipeline, image_server):
 
 
 def test_vlm_without_value_head_is_refused(tmp_path):
+    from devtools.models import tiny_qwen2vl_rm
     from harmo.server.models.registry import ModelRegistry
     from harmo.server.models.vlm import VLMConfig
-    from tests.model_fixtures import tiny_qwen2vl_rm
 
     reg = ModelRegistry({"plain": VLMConfig(path=str(tiny_qwen2vl_rm(value_head=False)), load="lazy")}, "cpu")
     from harmo.server.models.registry import ModelNotReady

@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
+from devtools.models import smollm2_dir
 from harmo.rollout.evaluate import pass_at_k, summarize
 from harmo.rollout.rollout import best_of_n
 from tests.conftest import ROOT
-from tests.model_fixtures import smollm2_dir
 
 pytestmark = pytest.mark.slow  # vLLM's CPU build
 

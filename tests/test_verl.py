@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from devtools.models import smollm2_dir
 from tests.conftest import ROOT
-from tests.model_fixtures import smollm2_dir
 
 TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-trainer" / "bin" / "python"))
 

@@ -7,12 +7,12 @@ import subprocess
 import httpx
 import pytest
 
+from devtools.models import smollm2_dir, smollm2_rm_dir
 from harmo.server.models.base import ModelInput
 from harmo.server.models.registry import ModelNotReady, ModelRegistry
 from harmo.server.models.seqcls import SeqClsBackend, SeqClsConfig
 from harmo.server.models.vllm_pool import VLLMBackend, VLLMConfig
 from tests.conftest import ROOT, free_port, wait_until_up
-from tests.model_fixtures import smollm2_dir, smollm2_rm_dir
 
 pytestmark = pytest.mark.slow  # vLLM's CPU build
 
