@@ -72,17 +72,12 @@ def build_vl_model(size: str, out: Path, dtype: str, device: str) -> int:
     """A random reward model in Skywork-VL-Reward-7B's layout, built on ``device`` (an 8B model
     initialises in seconds on a GPU, minutes on a CPU)."""
     import torch
-    from safetensors.torch import save_file
-    from transformers import AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
 
-    from devtools.models import QWEN_VL_TEMPLATE
+    from devtools.models import qwen_vl_tokenizer, save_value_head
 
     shape = VL_SIZES[size]
-    tok = AutoTokenizer.from_pretrained(smollm2_dir())
-    specials = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-    tok.add_special_tokens({"additional_special_tokens": specials})
-    tok.chat_template = QWEN_VL_TEMPLATE
-    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
+    tok, tokens = qwen_vl_tokenizer()
     text = {"vocab_size": len(tok), **shape["text"]}
     hidden = text["hidden_size"]
     half = hidden // text["num_attention_heads"] // 2
@@ -93,18 +88,14 @@ def build_vl_model(size: str, out: Path, dtype: str, device: str) -> int:
                                                                         half - half // 4 - (half - half // 4) // 2]}),
         vision_config=dict(**shape["vision"], out_hidden_size=hidden, in_channels=3, patch_size=14,
                            spatial_merge_size=2, temporal_patch_size=2),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+        **tokens)
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(cfg).to(getattr(torch, dtype))
     model.save_pretrained(out)
     tok.save_pretrained(out)
     Qwen2VLImageProcessor(min_pixels=3136, max_pixels=1003520).save_pretrained(out)
-    head = torch.nn.Linear(hidden, 1, dtype=getattr(torch, dtype))
-    save_file({"v_head.summary.weight": head.weight.detach().contiguous(),
-               "v_head.summary.bias": head.bias.detach().contiguous()}, str(out / "value_head.safetensors"))
+    save_value_head(out, hidden, getattr(torch, dtype))
     n = sum(p.numel() for p in model.parameters())
     del model
     return n

@@ -72,6 +72,52 @@ QWEN_VL_TEMPLATE = (
 )
 
 
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def qwen_vl_tokenizer():
+    """SmolLM2's tokenizer with Qwen-VL's vision tokens and chat template, and the token ids a
+    Qwen-VL config names."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir())
+    tok.add_special_tokens({"additional_special_tokens": list(VISION_TOKENS)})
+    tok.chat_template = QWEN_VL_TEMPLATE
+    ids = {t: tok.convert_tokens_to_ids(t) for t in VISION_TOKENS}
+    return tok, dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+                     vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+                     pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+
+
+def save_value_head(out: Path, hidden: int, dtype=None) -> None:
+    """A random linear value head as Skywork-VL-Reward-7B ships it: trl's names, a file of its own."""
+    import torch
+    from safetensors.torch import save_file
+
+    head = torch.nn.Linear(hidden, 1, dtype=dtype)
+    save_file({"v_head.summary.weight": head.weight.detach().contiguous(),
+               "v_head.summary.bias": head.bias.detach().contiguous()}, str(out / "value_head.safetensors"))
+
+
+def _tiny_text(tok, hidden: int) -> dict:
+    return dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+
+
+def _save(model, tok, tmp: Path, out: Path, head: int | None) -> Path:
+    from transformers import Qwen2VLImageProcessor  # Qwen2-VL's and Qwen2.5-VL's, the PIL one
+
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64).save_pretrained(tmp)
+    if head:
+        save_value_head(tmp, head)
+    tmp.rename(out)
+    return out
+
+
 def tiny_qwen2vl_rm(seed: int = 0, value_head: bool = True) -> Path:
     """A small random Qwen2-VL with a value head, saved as a Skywork-VL-Reward-style checkpoint:
     backbone weights, tokenizer with the vision tokens and a Qwen-style chat template, image
@@ -80,43 +126,16 @@ def tiny_qwen2vl_rm(seed: int = 0, value_head: bool = True) -> Path:
     if (out / "config.json").exists():
         return out
     import torch
-    from safetensors.torch import save_file
-    from transformers import (
-        AutoTokenizer,
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,  # the PIL one where torchvision is missing
-    )
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    tok = AutoTokenizer.from_pretrained(smollm2_dir())
-    tok.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-                                                          "<|video_pad|>"]})
-    tok.chat_template = QWEN_VL_TEMPLATE
-    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-                                                     "<|video_pad|>")}
+    tok, tokens = qwen_vl_tokenizer()
     cfg = Qwen2VLConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
+        text_config=_tiny_text(tok, 64),
         vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=4, mlp_ratio=2, in_channels=3,
                            patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-    )
+        **tokens)
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(cfg)
-    tmp = out.with_suffix(".tmp")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64).save_pretrained(tmp)
-    if value_head:
-        head = torch.nn.Linear(64, 1)
-        save_file({"v_head.summary.weight": head.weight.detach().contiguous(),
-                   "v_head.summary.bias": head.bias.detach().contiguous()}, str(tmp / "value_head.safetensors"))
-    tmp.rename(out)
-    return out
+    return _save(Qwen2VLForConditionalGeneration(cfg), tok, out.with_suffix(".tmp"), out, 64 if value_head else None)
 
 
 def tiny_qwen25vl_rm(seed: int = 0, out: Path | None = None) -> Path:
@@ -127,44 +146,17 @@ def tiny_qwen25vl_rm(seed: int = 0, out: Path | None = None) -> Path:
     if (out / "config.json").exists():
         return out
     import torch
-    from safetensors.torch import save_file
-    from transformers import (
-        AutoTokenizer,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2VLImageProcessor,  # Qwen2.5-VL's image processor, the PIL one
-    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    tok = AutoTokenizer.from_pretrained(smollm2_dir())
-    tok.add_special_tokens({"additional_special_tokens": ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-                                                          "<|video_pad|>"]})
-    tok.chat_template = QWEN_VL_TEMPLATE
-    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-                                                     "<|video_pad|>")}
-    hidden = 64
+    tok, tokens = qwen_vl_tokenizer()
     cfg = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=hidden,
+        text_config=_tiny_text(tok, 64),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=64,
                            in_channels=3, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
                            window_size=56, fullatt_block_indexes=[1]),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-    )
+        **tokens)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(cfg)
-    tmp = out.with_suffix(".tmp")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64).save_pretrained(tmp)
-    head = torch.nn.Linear(hidden, 1)
-    save_file({"v_head.summary.weight": head.weight.detach().contiguous(),
-               "v_head.summary.bias": head.bias.detach().contiguous()}, str(tmp / "value_head.safetensors"))
-    tmp.rename(out)
-    return out
+    return _save(Qwen2_5_VLForConditionalGeneration(cfg), tok, out.with_suffix(".tmp"), out, 64)
 
 
 def smollm2_rm_dir(seed: int = 0) -> Path:
