@@ -87,8 +87,8 @@ def main(spec_path: str) -> None:
                    **svc["env"]}
             log_path = os.path.join(spec["logs"], svc["name"] + ".log")
             with open(log_path, "w") as log:
-                report[svc["name"]] = subprocess.run(svc["argv"], env=env, cwd=spec["cwd"], stdout=log, stderr=log,
-                                                     timeout=600).returncode
+                report[svc["name"]] = subprocess.run(svc["argv"], env=env, cwd=svc.get("cwd", spec["cwd"]),
+                                                     stdout=log, stderr=log, timeout=600).returncode
     finally:
         for p in procs:
             p.terminate()

@@ -51,7 +51,15 @@ def test_client_installs_alone_on_python_310_and_scores(tmp_path, server):
     python = _python310()
     venv = tmp_path / "venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet", f"{ROOT}[client]"],
+    # from a copy of the sources: a build writes into the tree it builds
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "harmo", "services", "trainer"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, src / name)
+    pip = subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet", f"{src}[client]"],
                          capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-3000:]
     installed = subprocess.run([str(venv / "bin/python"), "-m", "pip", "list", "--format", "json"],

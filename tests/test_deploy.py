@@ -230,7 +230,7 @@ def test_compose_services_find_each_other(tmp_path):
         # that the reward server it is configured with is ready, by its compose name
         {"name": "trainer", "argv": t_entry + trainer["command"], "bin": str(Path(TRAINER_PYTHON).parent),
          "env": t_env | {k: v for k, v in trainer["environment"].items() if v is not None}
-                | {"HARMO_PREFLIGHT_ONLY": "1"}, "after_server": True},
+                | {"HARMO_PREFLIGHT_ONLY": "1"}, "after_server": True, "cwd": str(tmp_path)},  # Hydra writes here
     ], "server_url": url}
     report = _in_namespace(tmp_path, spec, ["redis", "reward-server"],
                            {"/config": config, "/data": data, "/models": models, "/out": out})
