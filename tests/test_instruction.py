@@ -152,3 +152,48 @@ def test_values_the_reference_would_replace_by_random_draws_are_errors(cid, kwar
     for _ in range(3):
         [v] = check_constraints("P", "* a\n* b\n\nsome text with a few words", [(cid, kwargs)])
         assert v.strict is None and v.error[0] == "bad_constraint" and bad in v.error[1], v
+
+
+def test_hostile_constraints_and_responses_are_answered_per_item(server):
+    """A kwarg the reference compiles as a regex that does not compile, and a response nested past
+    any JSON parser's depth: typed answers for those items, the neighbour scored, no 500."""
+    items = [
+        {"id": "regex", "prompt": "P", "response": "a ( b", "constraints": [
+            {"id": "keywords:existence", "kwargs": {"keywords": ["("]}},
+            {"id": "keywords:forbidden_words", "kwargs": {"forbidden_words": ["?"]}},
+            {"id": "punctuation:no_comma"}]},
+        {"id": "deep", "prompt": "P", "response": "[" * 19_000, "constraints": [
+            {"id": "detectable_format:json_format"}]},
+        {"id": "ok", "response": "4", "reference": "4"},
+    ]
+    r = httpx.post(f"{server.url}/score", json={"items": items}, timeout=60)
+    assert r.status_code == 200, r.text
+    regex, deep, ok = r.json()["results"]
+    assert [(e["component"], e["code"]) for e in regex["errors"]] == [("instruction", "bad_constraint")] * 2
+    assert regex["components"]["instruction"] == 1.0  # the valid constraint still counts
+    assert deep["errors"] == [] and deep["components"]["instruction"] == 0.0
+    assert ok["reward"] is not None and ok["errors"] == []
+
+
+def test_a_stage_that_fails_on_one_item_costs_that_item_only(pipeline):
+    """The pipeline's last-resort guard: whatever a stage raises on one item becomes a typed
+    internal error on that item; the rest of the request is scored."""
+    from harmo.server.stages import STAGES, Stage
+
+    class Fragile(Stage):
+        name = "fragile"
+        components = ("fragile",)
+
+        def run(self, items):
+            for it in items:
+                if "boom" in it.item.response:
+                    raise RuntimeError("boom")
+                it.components["fragile"] = 1.0
+
+    with ScoringPipeline(pipeline.settings, pipeline.profiles, math_pool=pipeline.math_pool,
+                         stages=[*STAGES[:-1], Fragile, STAGES[-1]]) as p:
+        rs = score(p, [{"id": "a", "response": "4", "reference": "4"},
+                       {"id": "b", "response": "boom 4", "reference": "4"}]).results
+    assert "fragile" in rs[0].components and rs[0].errors == []
+    assert [(e.component, e.code) for e in rs[1].errors] == [("fragile", "internal")]
+    assert "RuntimeError: boom" in rs[1].errors[0].message and rs[1].components["accuracy"] == 1.0

@@ -14,6 +14,7 @@ only orchestrates; the work is done by the stages (``stages/``), in their order:
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -26,12 +27,15 @@ from . import metrics
 from .cache import Cache, dumps, loads_many, make_cache
 from .groups import Group, GroupAssembler
 from .math_pool import MathWorkerPool
-from .models.registry import ModelRegistry
+from .models.batcher import QueueFull
+from .models.registry import ModelNotReady, ModelRegistry
 from .profiles import Profile, ProfileSet
 from .rewards.registry import tasks
 from .rewards.routing import route
 from .settings import Settings
 from .stages import STAGES, Context, Item, Stage, group_parts, is_grouped, member_of, result_of
+
+log = logging.getLogger(__name__)
 
 
 class UnknownProfile(LookupError):
@@ -127,14 +131,14 @@ class ScoringPipeline:
                 self._cache_read(items)
         for stage in self._phase("item"):
             with _timed(stage.name):
-                stage.run(items)
+                self._run(stage, items)
         if request.cache:
             with _timed("cache_write"):
                 self._cache_write(items)
         local = [it for it in items if it.item.group_size is None]
         for stage in self._phase("group"):
             with _timed(stage.name):
-                stage.run(local)
+                self._run(stage, local)
         spanning: dict[tuple[str, str, str], list[Item]] = defaultdict(list)
         for it in items:
             if it.item.group_size is not None:
@@ -158,7 +162,7 @@ class ScoringPipeline:
                     it.error("group", *out.error)
         items = pending.items
         for stage in self._phase("final"):
-            stage.run(items)
+            self._run(stage, items)
         results = [result_of(it) for it in items]
         for it, r in zip(items, results):
             status = "null" if r.reward is None else "error" if r.errors else "ok"
@@ -173,6 +177,31 @@ class ScoringPipeline:
             name = "mixed"
             version = hashlib.sha256(repr(sorted(used.items())).encode()).hexdigest()[:12]
         return ScoreResponse(profile=name, profile_version=version, results=results)
+
+    @staticmethod
+    def _run(stage: Stage, items: list[Item]) -> None:
+        """Run a stage; if it fails, run it item by item, so that only the items it fails on lose
+        its part: they get a typed ``internal`` error (logged with a stack trace), the rest of the
+        request is scored. Back-pressure (a full model queue, a model not loaded) still refuses
+        the whole request."""
+        try:
+            stage.run(items)
+            return
+        except (QueueFull, ModelNotReady):
+            raise
+        except Exception:  # noqa: BLE001 - the last-resort guard
+            log.exception("stage %s failed on a batch of %d items; running it item by item", stage.name, len(items))
+        for it in items:
+            before = len(it.errors)
+            try:
+                stage.run([it])
+            except (QueueFull, ModelNotReady):
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
+                log.exception("stage %s failed on item %r", stage.name, it.item.id)
+                del it.errors[before:]
+                it.error(stage.error_component or (stage.components or (stage.name,))[0], "internal",
+                         f"{stage.name} failed on this item: {type(exc).__name__}: {exc}")
 
     def _profile_for(self, requested: str | None, item: ScoreItem) -> Profile:
         if requested is not None:

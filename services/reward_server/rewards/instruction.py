@@ -12,6 +12,7 @@ detection is seeded, so verdicts are deterministic.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,9 +106,14 @@ def check_constraints(prompt: str, response: str,
                     f"constraints[{i}] {cid}: invalid {replaced} (the reference would put random values "
                     "in their place)"))))
                 continue
-            strict = utils.test_instruction_following_strict(example, response).follow_instruction_list[0]
-            loose = utils.test_instruction_following_loose(example, response).follow_instruction_list[0]
-        except (TypeError, ValueError, KeyError) as exc:
+            try:
+                strict = utils.test_instruction_following_strict(example, response).follow_instruction_list[0]
+                loose = utils.test_instruction_following_loose(example, response).follow_instruction_list[0]
+            except RecursionError:
+                # A response nested deeper than any JSON parser reads (the reference's check
+                # crashes on it): it does not follow a format instruction.
+                strict = loose = False
+        except (TypeError, ValueError, KeyError, re.error) as exc:  # re.error: a kwarg the reference compiles
             out.append(ConstraintVerdict(cid, None, None, (
                 "bad_constraint", f"constraints[{i}] {cid}: {type(exc).__name__}: {exc}")))
             continue

@@ -21,6 +21,7 @@ from .models import ModelStage, model_key_inputs
 
 class AccuracyStage(Stage):
     name = "accuracy"
+    error_component = "accuracy"
 
     def _uses_model(self, it: Item) -> bool:
         acc = it.profile.accuracy

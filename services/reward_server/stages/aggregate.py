@@ -13,6 +13,7 @@ from .base import Item, Stage
 class AggregateStage(Stage):
     name = "aggregate"
     phase = "final"
+    error_component = "reward"
 
     def run(self, items: list[Item]) -> None:
         for it in items:

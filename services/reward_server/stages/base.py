@@ -67,6 +67,7 @@ class Stage(ABC):
     phase: ClassVar[Literal["item", "group", "final"]] = "item"
     version: ClassVar[int] = 1
     components: ClassVar[tuple[str, ...]] = ()  # the components this stage produces
+    error_component: ClassVar[str | None] = None  # what its typed errors name (default: its first component)
     sources: ClassVar[tuple[str, ...]] = ()
     dependencies: ClassVar[tuple[str, ...]] = ()
 

