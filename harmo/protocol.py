@@ -61,6 +61,19 @@ class ScoreItem(BaseModel):
         return v
 
     @model_validator(mode="after")
+    def _valid_unicode(self) -> "ScoreItem":
+        # JSON admits lone surrogates ("\\ud800"), which no UTF-8 text holds: refused here, once,
+        # rather than failing wherever the text is later hashed, encoded or echoed.
+        for name in ("id", "group_id", "data_source", "prompt", "response", "reference", "choices", "images",
+                     "metadata"):
+            _check_unicode(getattr(self, name), name)
+        for i, m in enumerate(self.messages or ()):
+            _check_unicode([m.role, m.content], f"messages[{i}]")
+        for i, c in enumerate(self.constraints or ()):
+            _check_unicode([c.id, c.kwargs], f"constraints[{i}]")
+        return self
+
+    @model_validator(mode="after")
     def _group_size_needs_ids(self) -> "ScoreItem":
         if self.group_size is not None and (self.group_id is None or self.id is None):
             raise ValueError("group_size needs group_id and a member id (id) unique within the group")
@@ -72,11 +85,29 @@ class ScoreItem(BaseModel):
         return [self.reference] if isinstance(self.reference, str) else list(self.reference)
 
 
+def _check_unicode(value: Any, where: str = "") -> None:
+    """Raise if any string in ``value`` (walked through lists and dicts) holds a lone surrogate."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{where or 'a string'} holds a lone surrogate at position {exc.start}: "
+                             "not valid Unicode text") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_unicode(k, where)
+            _check_unicode(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_unicode(v, f"{where}[{i}]")
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     profile: str | None = None
     items: list[ScoreItem] = Field(min_length=1)
-    cache: bool = Field(True, description="false: compute every component, neither reading nor writing the cache")
+    cache: bool = Field(True, strict=True,
+                        description="false: compute every component, neither reading nor writing the cache")
 
 
 class AccuracyInfo(BaseModel):
@@ -151,6 +182,8 @@ class OpenRLHFRequest(BaseModel):
 
     @model_validator(mode="after")
     def _same_lengths(self) -> "OpenRLHFRequest":
+        for name in ("query", "prompts", "labels"):
+            _check_unicode(getattr(self, name), name)
         for name in ("prompts", "labels"):
             v = getattr(self, name)
             if v is not None and len(v) != len(self.query):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -153,6 +155,14 @@ class ApiKeys:
         await self.app(scope, receive, send)
 
 
+def _echo(value: Any, limit: int = 200) -> str | None:
+    """A value from the request as a 422 may show it: its repr, cut short, ASCII only."""
+    if value is None:
+        return None
+    text = ascii(value) if not isinstance(value, (dict, list)) or len(value) < 20 else f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     state: dict[str, ScoringPipeline] = {}
@@ -171,6 +181,17 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
 
     app = FastAPI(title="harmo reward server", version="0.1.0", lifespan=lifespan,
                   description="Hybrid, multi-aspect rewards for RL alignment of (multimodal) language models.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # The errors echo the offending input: a non-finite number, a lone surrogate, a huge
+        # value. Each is shown as a short, safely encodable repr, so the 422 itself never fails.
+        errors = [{"loc": [x if isinstance(x, int) else str(x) for x in e.get("loc", ())],
+                   "msg": str(e.get("msg", "")), "type": e.get("type"), "input": _echo(e.get("input"))}
+                  for e in exc.errors()[:50]]
+        # ASCII JSON: a lone surrogate in a message is escaped, never an encoding error
+        return Response(json.dumps({"detail": errors}, ensure_ascii=True), status_code=422,
+                        media_type="application/json")
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, keys=settings.keys())

@@ -96,6 +96,11 @@ def serve(args: argparse.Namespace) -> None:
     logs.configure(settings.log_format, args.log_level or settings.log_level)
     profiles = _load_profiles_or_exit(settings)  # fail before binding the port
     _models_present_or_exit(settings, profiles)
+    try:
+        settings.keys()
+    except (OSError, ValueError) as exc:
+        print(f"cannot serve: API keys: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     # Our access line (JSON, with the request id) replaces uvicorn's.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
 

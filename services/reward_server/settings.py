@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         keys = {k.strip() for k in (self.api_keys or "").split(",") if k.strip()}
         if self.api_keys_file:
             keys |= {line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()}
+        if not keys and ((self.api_keys or "").strip() or self.api_keys_file):
+            # Keys were asked for but none is there (",", an empty file): never an open server by accident.
+            raise ValueError("HARMO_API_KEYS / HARMO_API_KEYS_FILE are set but hold no key")
         return frozenset(keys)
 
     @classmethod

@@ -23,6 +23,9 @@ from .vllm_pool import VLLMBackend, VLLMConfig
 from .vlm import VLMBackend, VLMConfig
 
 log = logging.getLogger(__name__)
+# One model loads at a time in a process: transformers' lazy imports are not safe to run from
+# two threads at once (a lazy model loading beside the start-up thread, two registries).
+_LOAD_LOCK = threading.Lock()
 
 BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend, "vlm": VLMBackend,
                                       "judge": JudgeBackend, "vllm": VLLMBackend}
@@ -70,7 +73,8 @@ class ModelRegistry:
                 return slot
             t = time.perf_counter()
             try:
-                slot.backend.load()
+                with _LOAD_LOCK:
+                    slot.backend.load()
                 b = slot.backend.config.batch
                 slot.batcher = DynamicBatcher(name, slot.backend.infer, cost=slot.backend.cost,
                                               max_batch_size=b.max_batch_size, max_batch_tokens=b.max_batch_tokens,

@@ -33,6 +33,9 @@ class VLMConfig(BackendConfig):
     allow_remote_images: bool = Field(False, description="fetch http(s) image URLs (off: only data URLs)")
     remote_image_timeout_s: float = Field(10.0, gt=0)
     max_image_bytes: int = Field(10 * 2**20, gt=0)
+    max_decoded_pixels: int = Field(
+        40_000_000, gt=0, description="an image whose header declares more pixels is refused before it is "
+        "decoded (a small file can declare a huge bitmap); the default admits 6000 x 6000 photos")
     min_pixels: int | None = None
     max_pixels: int | None = None
     max_length: int = Field(8192, gt=0)
@@ -110,7 +113,14 @@ class VLMBackend(Backend):
         if len(raw) > self.config.max_image_bytes:
             raise ImageError("image_too_large", f"{len(raw)} bytes; the limit is {self.config.max_image_bytes}")
         try:
-            return Image.open(io.BytesIO(raw)).convert("RGB")
+            img = Image.open(io.BytesIO(raw))  # reads the header only
+            w, h = img.size
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types
+            raise ImageError("bad_image", f"cannot read the image: {exc}") from None
+        if w * h > self.config.max_decoded_pixels:
+            raise ImageError("image_too_large", f"{w} x {h} pixels; the limit is {self.config.max_decoded_pixels}")
+        try:
+            return img.convert("RGB")
         except Exception as exc:  # noqa: BLE001 - PIL raises many types
             raise ImageError("bad_image", f"cannot decode the image: {exc}") from None
 

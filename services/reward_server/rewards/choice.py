@@ -70,6 +70,9 @@ def parse_choice(answer: str, choices: list[str] | None) -> str | None:
 
 
 def choice_match(response: str, references: list[str], *, choices: list[str] | None = None, **_: object) -> Check:
+    if choices is not None and len(choices) > len(LETTERS):
+        return Check(0.0, "error", 0.0, None, (
+            "bad_choices", f"{len(choices)} options: a choice is a letter, so at most {len(LETTERS)}"))
     golds = {g for r in references if (g := reference_letter(r, choices))}
     if not golds:
         return Check(0.0, "error", 0.0, None, ("bad_reference", f"reference {references!r} names no option"))
@@ -82,5 +85,5 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     return Check.binary(picked in golds, picked)
 
 
-VERIFIER = Verifier("choice", choice_match, NoOptions, 1, "multiple choice by letter or option text",
+VERIFIER = Verifier("choice", choice_match, NoOptions, 2, "multiple choice by letter or option text",
                     ("harmo.server.rewards.choice", "harmo.server.rewards.text", *EXTRACT))
