@@ -109,6 +109,24 @@ def test_body_limit(server):
     assert httpx.get(f"{server.url}/healthz").status_code == 200
 
 
+def test_body_limit_holds_for_chunked_uploads(server):
+    """A chunked upload declares no length: the bytes read count (the server's limit is 2 MB)."""
+    body = json.dumps({"items": [{"response": "x" * 7000}] * 300}).encode()
+
+    def chunks():
+        for k in range(0, len(body), 65536):
+            yield body[k:k + 65536]
+
+    r = httpx.post(f"{server.url}/score", content=chunks(), headers={"content-type": "application/json"},
+                   timeout=30)
+    assert r.status_code == 413 and "the limit is 2000000" in r.text
+    small = json.dumps({"items": [{"response": "4", "reference": "4"}]}).encode()
+    ok = httpx.post(f"{server.url}/score", content=iter([small[:10], small[10:]]),
+                    headers={"content-type": "application/json"}, timeout=30)
+    assert ok.status_code == 200 and ok.json()["results"][0]["reward"] is not None
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
 def test_a_hung_item_does_not_take_the_service_down(server):
     items = [{"id": str(i), "group_id": "g", "task": "math", "reference": "4",
               "response": "\\boxed{9^{9^{9^{9}}}}" if i == 0 else "\\boxed{2+2}"} for i in range(4)]

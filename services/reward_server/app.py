@@ -72,21 +72,52 @@ def check_limits(req: ScoreRequest, s: Settings) -> None:
 
 
 class BodyLimit:
-    """413 for a declared body past the limit, before it is read. A plain ASGI middleware:
+    """413 for a body past the limit: a declared one before it is read, and any body (chunked
+    uploads declare no length) as soon as the bytes read pass it. A plain ASGI middleware:
     Starlette's BaseHTTPMiddleware costs every request an extra task and stream."""
 
     def __init__(self, app, limit: int) -> None:
         self.app = app
         self.limit = limit
 
+    async def _refuse(self, scope, receive, send, size: str) -> None:
+        body = {"detail": f"request body of {size} bytes; the limit is {self.limit}"}
+        await JSONResponse(body, status_code=413)(scope, receive, send)
+
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    body = {"detail": f"request body of {int(value)} bytes; the limit is {self.limit}"}
-                    await JSONResponse(body, status_code=413)(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._refuse(scope, receive, send, value.decode())
+                return
+        seen, refused = 0, False
+
+        async def counted():
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # Answer now (the app has not: it reads the whole body first), then tell the
+                    # app the client is gone, so that it stops reading and its own answer is dropped.
+                    refused = True
+                    await self._refuse(scope, receive, send, f"more than {self.limit}")
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message):
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
 
 
 class RequestContext:
