@@ -53,6 +53,7 @@ def test_hostile_items_are_typed_errors_and_neighbours_are_scored(server):
         {"id": "5000 digits", "response": "<answer>" + "9" * 5000 + "</answer>", "reference": "9" * 5000},
         {"id": "bad regex kwarg", "prompt": "P", "response": "x",
          "constraints": [{"id": "keywords:existence", "kwargs": {"keywords": ["("]}}]},
+        {"id": "huge reference", "task": "ocr", "response": "x", "reference": "y" * 70_000},
         {"id": "nan length", "group_id": "g", "response": "x", "reference": "1",
          "metadata": {"response_length": float("nan")}},
         neighbour,
@@ -64,6 +65,8 @@ def test_hostile_items_are_typed_errors_and_neighbours_are_scored(server):
     assert [e["code"] for e in res["27 choices"]["errors"]] == ["bad_choices"]
     assert res["5000 digits"]["reward"] is not None
     assert [e["code"] for e in res["bad regex kwarg"]["errors"]] == ["bad_constraint"]
+    assert [(e["component"], e["code"]) for e in res["huge reference"]["errors"]] == [
+        ("accuracy", "reference_too_long")]
     assert ("length", "bad_metadata") in [(e["component"], e["code"]) for e in res["nan length"]["errors"]]
     assert res["ok"]["reward"] == 2.0 and res["ok"]["errors"] == []
 

@@ -388,10 +388,13 @@ def vlm_pipeline(tmp_path_factory, pipeline):
         default: vl
         models:
           vl: {{kind: vlm, path: "{tiny_qwen2vl_rm()}", scale: {{kind: sigmoid}}}}
-          vl_remote: {{kind: vlm, path: "{tiny_qwen2vl_rm()}", allow_remote_images: true, load: lazy}}
+          vl_remote: {{kind: vlm, path: "{tiny_qwen2vl_rm()}", allow_remote_images: true,
+                      allow_private_addresses: true, load: lazy}}
+          vl_public: {{kind: vlm, path: "{tiny_qwen2vl_rm()}", allow_remote_images: true, load: lazy}}
         profiles:
           vl: {{weights: {{accuracy: 1.0}}, accuracy: {{model: vl}}}}
           vl_remote: {{weights: {{accuracy: 1.0}}, accuracy: {{model: vl_remote}}}}
+          vl_public: {{weights: {{accuracy: 1.0}}, accuracy: {{model: vl_public}}}}
     """))
     with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
         deadline = time.monotonic() + 120
@@ -451,3 +454,16 @@ def test_vlm_without_value_head_is_refused(tmp_path):
     with pytest.raises(ModelNotReady, match="not a reward model"):
         reg.submit("plain", [ModelInput(response="x")])
     assert reg.status()["plain"]["ready"] is False
+
+
+def test_remote_images_from_the_servers_own_network_are_refused(vlm_pipeline, image_server):
+    """With remote images allowed, URLs that resolve to loopback, private, link-local or metadata
+    addresses are refused after resolution (the loopback server holds a real image)."""
+    url, _ = image_server
+    port = url.split(":")[2].split("/")[0]
+    urls = [url, f"http://localhost:{port}/green.png", f"http://[::1]:{port}/x.png",
+            "http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/a.png", "http://192.168.1.1/a.png"]
+    rs = score(vlm_pipeline, [{"prompt": "p", "images": [u], "response": "r"} for u in urls], "vl_public").results
+    for u, r in zip(urls, rs):
+        assert [(e.code) for e in r.errors] == ["remote_image_refused"], (u, r.errors)
+        assert "not a public address" in r.errors[0].message

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     # Limits: requests past them get 413 with a message.
     max_items_per_request: int = Field(4096, gt=0)
     max_response_chars: int = Field(262_144, gt=0)
+    max_reference_chars: int = Field(
+        65_536, gt=0, description="an item whose references add up to more is not verified (typed error "
+        "accuracy/reference_too_long); the rest of the request is scored")
     max_image_bytes: int = Field(10 * 2**20, gt=0)
     max_body_bytes: int = Field(256 * 2**20, gt=0)
     # Math verification workers.

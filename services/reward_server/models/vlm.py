@@ -14,6 +14,7 @@ import binascii
 import inspect
 import io
 import json
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,9 @@ class VLMConfig(BackendConfig):
     value_head_prefix: str = "v_head."
     allow_remote_images: bool = Field(False, description="fetch http(s) image URLs (off: only data URLs)")
     remote_image_timeout_s: float = Field(10.0, gt=0)
+    allow_private_addresses: bool = Field(
+        False, description="with allow_remote_images: also fetch from loopback and private networks (a trusted "
+        "in-cluster image store); off, such URLs are refused after DNS resolution")
     max_image_bytes: int = Field(10 * 2**20, gt=0)
     max_decoded_pixels: int = Field(
         40_000_000, gt=0, description="an image whose header declares more pixels is refused before it is "
@@ -103,11 +107,7 @@ class VLMBackend(Backend):
         elif ref.startswith(("http://", "https://")):
             if not self.config.allow_remote_images:
                 raise ImageError("remote_image_refused", "image URLs are not fetched by this model's settings")
-            import httpx
-
-            r = httpx.get(ref, timeout=self.config.remote_image_timeout_s, follow_redirects=True)
-            r.raise_for_status()
-            raw = r.content
+            raw = self._fetch(ref)
         else:
             raise ImageError("bad_image", "an image must be a data URL (or an http(s) URL where allowed)")
         if len(raw) > self.config.max_image_bytes:
@@ -123,6 +123,33 @@ class VLMBackend(Backend):
             return img.convert("RGB")
         except Exception as exc:  # noqa: BLE001 - PIL raises many types
             raise ImageError("bad_image", f"cannot decode the image: {exc}") from None
+
+    def _fetch(self, url: str) -> bytes:
+        """An image URL's bytes: every hop (redirects included, at most 3) must resolve to public
+        addresses only, unless ``allow_private_addresses``; at most ``max_image_bytes`` are read,
+        within ``remote_image_timeout_s``."""
+        import httpx
+
+        cfg = self.config
+        deadline = time.monotonic() + cfg.remote_image_timeout_s
+        with httpx.Client(timeout=cfg.remote_image_timeout_s, follow_redirects=False) as client:
+            for _ in range(4):
+                if not cfg.allow_private_addresses:
+                    _check_public(url)
+                with client.stream("GET", url) as r:
+                    if r.is_redirect:
+                        url = str(r.url.join(r.headers.get("location", "")))
+                        continue
+                    r.raise_for_status()
+                    raw = bytearray()
+                    for chunk in r.iter_bytes():
+                        raw += chunk
+                        if len(raw) > cfg.max_image_bytes:
+                            raise ImageError("image_too_large", f"more than {cfg.max_image_bytes} bytes at {url}")
+                        if time.monotonic() > deadline:
+                            raise ImageError("remote_image_timeout", f"{url} took over {cfg.remote_image_timeout_s:g}s")
+                    return bytes(raw)
+        raise ImageError("remote_image_refused", "more than 3 redirects")
 
     def _conversation(self, item: ModelInput) -> tuple[list[dict], list[str]]:
         """Messages in the model's chat format, and the images they show, in order."""
@@ -206,6 +233,27 @@ class VLMBackend(Backend):
             for row, v in zip(rows, values):
                 outputs[row] = ModelOutput(values=(float(v[0]),))
         return outputs  # type: ignore[return-value]
+
+
+def _check_public(url: str) -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local, multicast, reserved
+    or unspecified address (cloud metadata endpoints included): rollouts must not make the
+    server fetch from its own network."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImageError("remote_image_refused", "an image URL must be http(s) with a host")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except OSError as exc:
+        raise ImageError("bad_image", f"cannot resolve {parts.hostname}: {exc}") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not ip.is_global or ip.is_multicast:
+            raise ImageError("remote_image_refused", f"{parts.hostname} resolves to {ip}, not a public address")
 
 
 def _template_file(path: Path) -> str | None:

@@ -87,6 +87,11 @@ class AccuracyStage(Stage):
             if not refs:
                 it.check = Check(0.0, "error", 0.0, None, ("no_reference", f"task {it.task!r} needs a reference"))
                 continue
+            size, limit = sum(map(len, refs)), self.ctx.settings.max_reference_chars
+            if size > limit:  # verifiers compare against every reference: their cost grows with it
+                it.check = Check(0.0, "error", 0.0, None, (
+                    "reference_too_long", f"references of {size} characters; the limit is {limit}"))
+                continue
             if it.task == "math":
                 plan = plan_math(it.item.response, refs)
                 it.math_extracted = plan.extracted
