@@ -85,5 +85,5 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     return Check.binary(picked in golds, picked)
 
 
-VERIFIER = Verifier("choice", choice_match, NoOptions, 2, "multiple choice by letter or option text",
+VERIFIER = Verifier("choice", choice_match, NoOptions, 3, "multiple choice by letter or option text",
                     ("harmo.server.rewards.choice", "harmo.server.rewards.text", *EXTRACT))

@@ -4,8 +4,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The answer ends on a non-space character: each run of spaces is then scanned once, where a
+# lazy ``.+?`` before ``\s*`` would rescan it at every step (quadratic on a degenerate rollout).
 _ANSWER_IS = re.compile(
-    r"answer\s*(?:is|:)\s*:?\s*(.+?)(?:\.?\s*I hope it is correct\.?)?\s*(?=\.\s|\n|$)",
+    r"answer\s*(?:is|:)\s*:?\s*(\S(?:.*?\S)?)(?:\.?\s*I hope it is correct\.?)?\s*(?=\.\s|\n|$)",
     re.IGNORECASE,
 )
 _BOLD = re.compile(r"\*\*([^*\n]+)\*\*")

@@ -362,6 +362,6 @@ def to_check(result: dict, extracted_fallback: str) -> Check:
 
 
 VERIFIER = Verifier(
-    "math", None, NoOptions, 1, "math-verify equivalence of the final answer, in worker processes",
+    "math", None, NoOptions, 2, "math-verify equivalence of the final answer, in worker processes",
     ("harmo.server.rewards.math", "harmo.server.rewards.math_warmup", "harmo.server.math_pool", *EXTRACT),
     ("math-verify", "sympy", "latex2sympy2_extended", "antlr4-python3-runtime"))

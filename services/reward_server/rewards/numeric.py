@@ -88,7 +88,7 @@ class ChartOptions(NoOptions):
     tolerance: float = Field(0.05, ge=0, description="ChartQA relaxed accuracy: relative error allowed")
 
 
-NUMBER = Verifier("number", number_match, NumberOptions, 1, "a number within a relative tolerance",
+NUMBER = Verifier("number", number_match, NumberOptions, 2, "a number within a relative tolerance",
                   ("harmo.server.rewards.numeric", *EXTRACT))
-CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 1, "ChartQA relaxed accuracy (5% relative error)",
+CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 2, "ChartQA relaxed accuracy (5% relative error)",
                  ("harmo.server.rewards.numeric", *EXTRACT))
