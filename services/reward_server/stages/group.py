@@ -60,7 +60,8 @@ def member_of(it: Item) -> Member:
     """The item as a group member; a bad ``metadata.response_length`` is reported on the item."""
     p = it.profile
     values = {c: it.components[c] for c in (p.normalize.components if p.normalize else ()) if c in it.components}
-    return Member(id=it.item.id or "", length=_length_of(it), correct=it.check is not None and
+    length = _length_of(it) if "length" in p.components else 0.0  # normalisation alone reads no length
+    return Member(id=it.item.id or "", length=length, correct=it.check is not None and
                   it.check.verdict == "correct", values=values)
 
 
@@ -72,8 +73,7 @@ def _length_of(it: Item) -> float:
         return float(measure(it.item.response, how))
     if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0:
         return float(n)
-    if "length" in it.profile.components:
-        it.error("length", "bad_metadata", f"metadata.response_length {n!r} is not a non-negative number; "
+    it.error("length", "bad_metadata", f"metadata.response_length {n!r} is not a non-negative number; "
                                            f"the response's {how} were counted instead")
     return float(measure(it.item.response, how))
 

@@ -39,8 +39,9 @@ class InstructionStage(Stage):
         it.cached.append("instruction")
 
     def dump(self, it: Item) -> dict[str, Any]:
-        return {"instruction": it.fresh["instruction"]} if "instruction" in it.fresh and "instruction" in it.keys \
-            else {}
+        if "instruction" in it.fresh and "instruction" in it.keys:
+            return {"instruction": it.fresh["instruction"]}
+        return {}
 
     def run(self, items: list[Item]) -> None:
         for it in items:
