@@ -68,7 +68,7 @@ class ScoreItem(BaseModel):
                      "metadata"):
             _check_unicode(getattr(self, name), name)
         for i, m in enumerate(self.messages or ()):
-            _check_unicode([m.role, m.content], f"messages[{i}]")
+            _check_unicode([m.role, m.content, m.model_extra], f"messages[{i}]")
         for i, c in enumerate(self.constraints or ()):
             _check_unicode([c.id, c.kwargs], f"constraints[{i}]")
         return self
@@ -85,8 +85,14 @@ class ScoreItem(BaseModel):
         return [self.reference] if isinstance(self.reference, str) else list(self.reference)
 
 
-def _check_unicode(value: Any, where: str = "") -> None:
-    """Raise if any string in ``value`` (walked through lists and dicts) holds a lone surrogate."""
+MAX_DEPTH = 32  # nesting of free-form values (kwargs, metadata, message parts): real ones are flat
+
+
+def _check_unicode(value: Any, where: str = "", depth: int = 0) -> None:
+    """Raise if any string in ``value`` (walked through lists and dicts) holds a lone surrogate,
+    or if the value nests deeper than ``MAX_DEPTH`` (past it, serialisers and hashes fail)."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where or 'a value'} nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -95,11 +101,11 @@ def _check_unicode(value: Any, where: str = "") -> None:
                              "not valid Unicode text") from None
     elif isinstance(value, dict):
         for k, v in value.items():
-            _check_unicode(k, where)
-            _check_unicode(v, f"{where}.{k}" if where else str(k))
+            _check_unicode(k, where, depth + 1)
+            _check_unicode(v, f"{where}.{k}" if where else str(k), depth + 1)
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            _check_unicode(v, f"{where}[{i}]")
+            _check_unicode(v, f"{where}[{i}]", depth + 1)
 
 
 class ScoreRequest(BaseModel):

@@ -29,7 +29,7 @@ def score(pipeline: ScoringPipeline, items: list[dict], profile: str | None = No
 @pytest.fixture(scope="session")
 def server():
     s = Server(env={"HARMO_MATH_TIMEOUT_S": "2", "HARMO_MAX_ITEMS_PER_REQUEST": "300",
-                    "HARMO_MAX_RESPONSE_CHARS": "20000", "HARMO_MAX_IMAGE_BYTES": "1000",
+                    "HARMO_MAX_RESPONSE_CHARS": "20000", "HARMO_MAX_PROMPT_CHARS": "30000", "HARMO_MAX_IMAGE_BYTES": "1000",
                     "HARMO_MAX_BODY_BYTES": "2000000"})
     yield s
     s.stop()

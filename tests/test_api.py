@@ -88,17 +88,26 @@ def test_invalid_json(server):
     assert r.status_code == 422
 
 
-def test_limits_give_413(server):
+def test_request_limits_give_413_and_item_limits_a_typed_error(server):
     too_many = post(server, {"items": [{"response": "x"}] * 301})
     assert too_many.status_code == 413 and "limit is 300" in too_many.text
-    too_long = post(server, {"items": [{"response": "ok"}, {"response": "x" * 20001}]})
-    assert too_long.status_code == 413 and "items[1].response" in too_long.text
     big = "data:image/png;base64," + base64.b64encode(b"\0" * 2000).decode()
-    img = post(server, {"items": [{"response": "x", "images": [big]}]})
-    assert img.status_code == 413 and "image" in img.text
-    in_messages = post(server, {"items": [{"response": "x", "messages": [
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": big}}]}]}]})
-    assert in_messages.status_code == 413
+    r = post(server, {"items": [
+        {"id": "ok", "response": "<think>t</think><answer>4</answer>", "reference": "4", "task": "number"},
+        {"id": "long", "response": "x" * 20001, "reference": "4"},
+        {"id": "img", "response": "x", "images": [big]},
+        {"id": "msg", "response": "x", "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": big}}]}]},
+        {"id": "prompt", "response": "x", "prompt": "p" * 30001}]})
+    assert r.status_code == 200
+    res = {x["id"]: x for x in r.json()["results"]}
+    assert res["ok"]["reward"] is not None and res["ok"]["accuracy"]["verdict"] == "correct"
+    for rid, code in (("long", "response_too_long"), ("img", "image_too_large"), ("msg", "image_too_large"),
+                      ("prompt", "prompt_too_long")):
+        x = res[rid]
+        assert x["reward"] is None and x["components"] == {}, x
+        assert [(e["component"], e["code"]) for e in x["errors"]] == [("input", code)], x
+        assert "limit is" in x["errors"][0]["message"]
     small = "data:image/png;base64," + base64.b64encode(b"\0" * 100).decode()
     assert post(server, {"items": [{"response": "x", "images": [small, "https://example.org/a.png"]}]}).status_code == 200
 

@@ -59,7 +59,7 @@ def local(pipeline):
     shared = LocalCache()
 
     def make(ps: ProfileSet) -> ScoringPipeline:
-        return ScoringPipeline(Settings(), ps, math_pool=pipeline.math_pool, cache=shared)
+        return ScoringPipeline(Settings(), ps, rule_pool=pipeline.rule_pool, cache=shared)
     make.cache = shared
     return make
 
@@ -145,8 +145,8 @@ def test_redis_entries_are_shared_with_a_ttl_in_two_round_trips(pipeline):
     prefix = f"t{uuid.uuid4().hex[:8]}"
     s = Settings(cache="redis", redis_url=REDIS_URL, cache_prefix=prefix, cache_ttl_s=600)
     a, b = RedisCache(REDIS_URL, ttl_s=600), RedisCache(REDIS_URL, ttl_s=600)
-    with ScoringPipeline(s, profiles(), math_pool=pipeline.math_pool, cache=a) as pa, \
-            ScoringPipeline(s, profiles(), math_pool=pipeline.math_pool, cache=b) as pb:
+    with ScoringPipeline(s, profiles(), rule_pool=pipeline.rule_pool, cache=a) as pa, \
+            ScoringPipeline(s, profiles(), rule_pool=pipeline.rule_pool, cache=b) as pb:
         first = run(pa, MIXED)
         assert a.round_trips == 2  # one read, one pipelined write
         served = run(pb, MIXED)
@@ -292,7 +292,7 @@ def test_a_changed_model_misses(pipeline):
                                                              "accuracy": {"model": "minilm"}}}})
 
     def score_with(ps: ProfileSet):
-        with ScoringPipeline(Settings(), ps, math_pool=pipeline.math_pool, cache=shared) as p:
+        with ScoringPipeline(Settings(), ps, rule_pool=pipeline.rule_pool, cache=shared) as p:
             return run(p, open_items)
 
     first = score_with(with_model())

@@ -52,7 +52,7 @@ def split(p: ScoringPipeline, items: list[dict], chunks: list[list[int]], profil
 
 @pytest.fixture()
 def gp(pipeline):
-    with ScoringPipeline(Settings(group_wait_s=5), profiles(), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(group_wait_s=5), profiles(), rule_pool=pipeline.rule_pool) as p:
         yield p
 
 
@@ -68,7 +68,7 @@ def test_members_in_separate_requests_equal_one_request(gp, profile):
 
 
 def test_an_incomplete_group_is_computed_at_its_deadline_and_says_so(pipeline):
-    with ScoringPipeline(Settings(group_wait_s=0.5), profiles(), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(group_wait_s=0.5), profiles(), rule_pool=pipeline.rule_pool) as p:
         items = group("d", size=8)[:5]
         ref = whole(p, items)
         t = time.monotonic()
@@ -93,7 +93,7 @@ def test_retried_members_count_once_and_get_the_same_numbers(gp):
 
 
 def test_a_member_after_its_group_was_computed_is_flagged(pipeline):
-    with ScoringPipeline(Settings(group_wait_s=0.3), profiles(), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(group_wait_s=0.3), profiles(), rule_pool=pipeline.rule_pool) as p:
         items = group("late", size=3, n=3)
         split(p, items, [[0], [1]])  # computed at the deadline, over two
         late = p.score(ScoreRequest.model_validate({"profile": "p", "items": [items[2]]})).results[0]

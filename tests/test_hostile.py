@@ -89,7 +89,7 @@ def test_an_image_declaring_a_huge_bitmap_is_refused_before_decoding(tmp_path, p
     path = tmp_path / "p.yaml"
     path.write_text(f'default: p\nmodels:\n  vl: {{kind: vlm, path: "{tiny_qwen25vl_rm()}"}}\n'
                     "profiles:\n  p: {weights: {accuracy: 1.0}, accuracy: {model: vl}}\n")
-    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         deadline = time.monotonic() + 120
         while not p.models.ready() and time.monotonic() < deadline:
             time.sleep(0.1)

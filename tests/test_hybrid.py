@@ -150,7 +150,7 @@ def test_unjudged_policies(tmp_path, pipeline):
     path = tmp_path / "p.yaml"
     path.write_text(textwrap.dedent(PROFILES))
     item = {"prompt": "Tell a story.", "response": "<think>t</think><answer>Once upon a time.</answer>"}
-    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         null, skip, const, model = (score(p, [item], name).results[0]
                                     for name in ("p_null", "p_skip", "p_const", "p_model"))
     assert null.reward is None and null.errors[0].code == "unjudged" and "names no model" in null.errors[0].message

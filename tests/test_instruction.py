@@ -44,7 +44,7 @@ def test_several_constraints_fraction_all_and_loose(pipeline):
         {"id": "punctuation:no_comma"}, {"id": "detectable_format:title"},
         {"id": "startend:end_checker", "kwargs": {"end_phrase": "here"}},
         {"id": "keywords:existence", "kwargs": {"keywords": ["commas"]}}]}
-    with ScoringPipeline(Settings(), ps, math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(), ps, rule_pool=pipeline.rule_pool) as p:
         assert score(p, [item], "frac").results[0].components["instruction"] == pytest.approx(3 / 4)
         assert score(p, [item], "all").results[0].components["instruction"] == 0.0
         assert score(p, [item], "loose").results[0].components["instruction"] == pytest.approx(3 / 4)
@@ -190,7 +190,7 @@ def test_a_stage_that_fails_on_one_item_costs_that_item_only(pipeline):
                     raise RuntimeError("boom")
                 it.components["fragile"] = 1.0
 
-    with ScoringPipeline(pipeline.settings, pipeline.profiles, math_pool=pipeline.math_pool,
+    with ScoringPipeline(pipeline.settings, pipeline.profiles, rule_pool=pipeline.rule_pool,
                          stages=[*STAGES[:-1], Fragile, STAGES[-1]]) as p:
         rs = score(p, [{"id": "a", "response": "4", "reference": "4"},
                        {"id": "b", "response": "boom 4", "reference": "4"}]).results

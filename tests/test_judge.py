@@ -92,7 +92,7 @@ def test_judge_in_a_profile(chat_server, pipeline):
                          "concurrency": 2, "load": "lazy"}},
         "profiles": {"judged": {"weights": {"accuracy": 1.0}, "accuracy": {"model": "j"}}},
     })
-    with ScoringPipeline(Settings(), ps, math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(), ps, rule_pool=pipeline.rule_pool) as p:
         rs = score(p, [{"prompt": i.prompt, "response": i.response} for i in ITEMS]).results
     for r in rs:
         assert r.accuracy.source == "model:j"

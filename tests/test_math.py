@@ -111,7 +111,7 @@ def test_hung_item_times_out_alone(fast_timeout):
         assert by_id[f"a{i}"].accuracy.verdict == "correct", by_id[f"a{i}"]
         assert by_id[f"a{i}"].errors == []
     assert by_id["other"].accuracy.verdict == "correct"
-    assert fast_timeout.math_pool.timeouts >= 1
+    assert fast_timeout.rule_pool.timeouts >= 1
     # the replacement worker serves the next request
     again = score(fast_timeout, [{"task": "math", "reference": "x^2", "response": "\\boxed{x^2}"}])
     assert again.results[0].accuracy.verdict == "correct"

@@ -160,7 +160,7 @@ def gpu_models(tmp_path_factory, mirror) -> Path:
 def test_gpu_profile_loads_end_to_end_on_the_cpu(gpu_models, pipeline, monkeypatch):
     monkeypatch.setenv("HARMO_MODEL_DIR", str(gpu_models))
     profiles = ProfileSet.load(GPU_PROFILES)
-    with ScoringPipeline(Settings(model_device="cpu"), profiles, math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(model_device="cpu"), profiles, rule_pool=pipeline.rule_pool) as p:
         deadline = time.monotonic() + 120
         while not p.models.ready() and time.monotonic() < deadline:
             time.sleep(0.2)

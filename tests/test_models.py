@@ -76,7 +76,7 @@ def profiles_path(tmp_path_factory, model_files):
 @pytest.fixture(scope="module")
 def mp(profiles_path, pipeline):
     with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(profiles_path),
-                         math_pool=pipeline.math_pool) as p:
+                         rule_pool=pipeline.rule_pool) as p:
         deadline = time.monotonic() + 120
         while not p.models.ready() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -172,7 +172,7 @@ def test_scores_do_not_depend_on_batch_company(mp):
 def test_queue_full_is_refused(profiles_path, model_files, tmp_path, pipeline):
     path = tmp_path / "p.yaml"
     path.write_text(profiles_yaml(*model_files, max_queue=2))
-    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         with pytest.raises(QueueFull):
             score(p, [{"task": "open", "response": "a", "reference": "b"}] * 3, "queue")
         ok = score(p, [{"task": "open", "response": "a", "reference": "b"}] * 2, "queue")
@@ -295,7 +295,7 @@ def test_a_stuck_model_costs_a_request_one_timeout_not_one_per_item(tmp_path, pi
     path = tmp_path / "p.yaml"
     path.write_text("default: p\nmodels:\n  m: {kind: embedding, timeout_s: 0.5, batch: {max_batch_size: 2}}\n"
                     "profiles:\n  p: {weights: {accuracy: 1.0}, accuracy: {model: m}}\n")
-    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         deadline = time.monotonic() + 60
         while not p.models.ready() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -396,7 +396,7 @@ def vlm_pipeline(tmp_path_factory, pipeline):
           vl_remote: {{weights: {{accuracy: 1.0}}, accuracy: {{model: vl_remote}}}}
           vl_public: {{weights: {{accuracy: 1.0}}, accuracy: {{model: vl_public}}}}
     """))
-    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         deadline = time.monotonic() + 120
         while not p.models.ready() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -91,7 +91,7 @@ def custom(tmp_path_factory, pipeline):
           divide:
             formula: "format / accuracy"
     """))
-    with ScoringPipeline(pipeline.settings, ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(pipeline.settings, ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         yield p
 
 

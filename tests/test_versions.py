@@ -83,7 +83,7 @@ def test_a_new_verifier_is_one_declaration(tmp_path, pipeline, request):
               routing: {"pal*": palindrome}
               verifiers: {palindrome: {min_length: 5}}
     """))
-    with ScoringPipeline(Settings(), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(), ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         rs = score(p, [{"data_source": "pal-1", "response": "Never odd or even", "reference": "-"},
                        {"data_source": "pal-2", "response": "Hello", "reference": "-"},
                        {"task": "palindrome", "response": "abba", "reference": "-"}]).results
@@ -122,6 +122,6 @@ def test_a_new_stage_is_one_module(tmp_path, pipeline, request):
     assert STAGES.index(ShoutStage) < STAGES.index(GroupStage)  # the end of the item phase
     path = tmp_path / "p.yaml"
     path.write_text("default: p\nprofiles:\n  p: {weights: {accuracy: 1.0, shout: -0.5}}\n")
-    with ScoringPipeline(Settings(), ProfileSet.load(path), math_pool=pipeline.math_pool) as p:
+    with ScoringPipeline(Settings(), ProfileSet.load(path), rule_pool=pipeline.rule_pool) as p:
         r = score(p, [{"response": "THE ANSWER IS 4", "reference": "4"}]).results[0]
     assert r.components == {"accuracy": 1.0, "shout": 1.0} and r.reward == 0.5

@@ -11,10 +11,12 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harmo.protocol import (
     OpenRLHFRequest,
@@ -27,48 +29,22 @@ from harmo.protocol import (
 )
 
 from . import logs, metrics
+from .limits import images_of
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
 from .pipeline import BadItem, ScoringPipeline, UnknownProfile
 from .settings import Settings
 
 
-def _image_bytes(ref: str) -> int:
-    """Decoded size of a base64 data URI (or bare base64); 0 for a URL (not fetched here)."""
-    if ref.startswith(("http://", "https://", "file://", "s3://", "gs://")):
-        return 0
-    payload = ref.split(",", 1)[1] if ref.startswith("data:") else ref
-    payload = payload.strip()
-    return (len(payload) * 3) // 4 - payload[-2:].count("=")
-
-
-def _images(item: Any) -> list[str]:
-    found = list(item.images or [])
-    for m in item.messages or []:
-        if isinstance(m.content, list):
-            for part in m.content:
-                url = part.get("image_url")
-                url = url.get("url") if isinstance(url, dict) else url
-                for v in (url, part.get("image")):
-                    if isinstance(v, str):
-                        found.append(v)
-    return found
-
-
 def check_limits(req: ScoreRequest, s: Settings) -> None:
-    """Raise 413 for a request past the configured limits, 422 for a malformed data URI."""
+    """413 for a request with too many items, 422 for a malformed data URI. Per-item sizes are
+    the pipeline's (``limits.py``): a typed error for that item, the rest scored."""
     if len(req.items) > s.max_items_per_request:
         raise HTTPException(413, f"{len(req.items)} items in one request; the limit is {s.max_items_per_request}")
     for i, item in enumerate(req.items):
-        if len(item.response) > s.max_response_chars:
-            raise HTTPException(413, f"items[{i}].response has {len(item.response)} characters; "
-                                     f"the limit is {s.max_response_chars}")
-        for ref in _images(item):
+        for ref in images_of(item):
             if ref.startswith("data:") and "," not in ref:
                 raise HTTPException(422, f"items[{i}]: an image is neither a URL nor a base64 data URI")
-            n = _image_bytes(ref)
-            if n > s.max_image_bytes:
-                raise HTTPException(413, f"items[{i}]: an image of {n} bytes; the limit is {s.max_image_bytes}")
 
 
 class BodyLimit:
@@ -140,17 +116,23 @@ class RequestContext:
         token = logs.REQUEST_ID.set(rid)
         scope["harmo"] = info = {"profile": "", "items": 0}
         status = 500
+        started = False
         t = time.perf_counter()
 
         async def send_with_id(message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:  # noqa: BLE001 - logged here, where the request id is still known
+            logging.getLogger("harmo.server").exception("unhandled error on %s", scope["path"])
+            if not started:
+                await JSONResponse({"detail": f"internal error; request id {rid}"}, status_code=500)(
+                    scope, receive, send_with_id)
         finally:
             dt = time.perf_counter() - t
             path = scope["path"]
@@ -224,6 +206,17 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         return Response(json.dumps({"detail": errors}, ensure_ascii=True), status_code=422,
                         media_type="application/json")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers a body it cannot decode with a bare "error parsing the body": say why.
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            return JSONResponse({"detail": f"the body is not UTF-8 (byte {cause.start}); JSON requests are UTF-8"},
+                                status_code=400)
+        if exc.status_code == 400 and isinstance(cause, RecursionError):
+            return JSONResponse({"detail": "the body's JSON nests too deep to read"}, status_code=400)
+        return await http_exception_handler(request, exc)
+
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, keys=settings.keys())
     app.add_middleware(RequestContext)  # outermost: sees every response, 413s included
@@ -235,8 +228,8 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         p = state["pipeline"]
-        return {"status": "ok", "math_workers": p.math_pool.n_workers, "math_timeouts": p.math_pool.timeouts,
-                "math_worker_restarts": p.math_pool.restarts, "cache": p.cache.kind,
+        return {"status": "ok", "math_workers": p.rule_pool.n_workers, "math_timeouts": p.rule_pool.timeouts,
+                "math_worker_restarts": p.rule_pool.restarts, "cache": p.cache.kind,
                 "profiles": sorted(p.profiles.profiles)}
 
     @app.get("/readyz")

@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable
 
 from . import metrics
-from .stages.group import Member
+from .stages.group import Member, faulted
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ class GroupAssembler:
         """A member's parts and report, once the group is done: a retried member gets the numbers
         it got before."""
         n = len(g.members)
-        details = {"id": g.key[2], "members": n, "expected": g.expected, "complete": g.complete}
+        details: dict[str, Any] = {"id": g.key[2], "members": n, "expected": g.expected, "complete": g.complete}
+        if faults := faulted(list(g.members.values())):
+            details["faulted"] = faults
         if member_id in g.parts:
             error = None if g.complete else (
                 "incomplete_group", f"group {g.key[2]!r}: {n} of {g.expected} members arrived within "

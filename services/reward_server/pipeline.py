@@ -26,7 +26,7 @@ from harmo.protocol import ScoreItem, ScoreRequest, ScoreResponse
 from . import metrics
 from .cache import Cache, dumps, loads_many, make_cache
 from .groups import Group, GroupAssembler
-from .math_pool import MathWorkerPool
+from .limits import over_limit
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady, ModelRegistry
 from .profiles import Profile, ProfileSet
@@ -34,6 +34,7 @@ from .rewards.registry import tasks
 from .rewards.routing import route
 from .settings import Settings
 from .stages import STAGES, Context, Item, Stage, group_parts, is_grouped, member_of, result_of
+from .workers import RuleWorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class BadItem(ValueError):
     """An item the request must be refused for (answered 422)."""
 
 
-_KNOWN = {"accuracy", "format", "length", "instruction", "reward", "group"}
+_KNOWN = {"accuracy", "format", "length", "instruction", "reward", "group", "input"}
 
 
 @dataclass
@@ -72,12 +73,13 @@ def _timed(component: str):
 
 class ScoringPipeline:
     def __init__(self, settings: Settings | None = None, profiles: ProfileSet | None = None,
-                 math_pool: MathWorkerPool | None = None, models: ModelRegistry | None = None,
+                 rule_pool: RuleWorkerPool | None = None, models: ModelRegistry | None = None,
                  cache: Cache | None = None, stages: list[type[Stage]] | None = None) -> None:
         self.settings = settings or Settings()
         self.profiles = profiles or ProfileSet.load(self.settings.profiles_path)
-        self._own_pool = math_pool is None
-        self.math_pool = math_pool or MathWorkerPool(self.settings.math_workers, self.settings.math_timeout_s)
+        self._own_pool = rule_pool is None
+        self.rule_pool = rule_pool or RuleWorkerPool(self.settings.math_workers, self.settings.math_timeout_s,
+                                                     instruction_timeout_s=self.settings.instruction_timeout_s)
         self._own_models = models is None
         self.models = models or ModelRegistry(self.profiles.models, self.settings.model_device,
                                               self.settings.model_dtype, self.settings.torch_threads)
@@ -85,7 +87,7 @@ class ScoringPipeline:
             self.models.start()
         self._own_cache = cache is None
         self.cache = cache if cache is not None else make_cache(self.settings)
-        ctx = Context(self.settings, self.math_pool, self.models)
+        ctx = Context(self.settings, self.rule_pool, self.models)
         self.stages = [s(ctx) for s in (stages or STAGES)]
         self.groups = GroupAssembler(self.settings.group_wait_s, self.settings.group_keep_s)
 
@@ -94,7 +96,7 @@ class ScoringPipeline:
         if self._own_cache:
             self.cache.close()
         if self._own_pool:
-            self.math_pool.close()
+            self.rule_pool.close()
         if self._own_models:
             self.models.close()
 
@@ -124,17 +126,23 @@ class ScoringPipeline:
                 raise BadItem(f"items[{i}].task {item.task!r} is not a task; known: {sorted(known)}")
         items = [Item(item, self._profile_for(request.profile, item)) for item in request.items]
         for it in items:
+            if (refusal := over_limit(it.item, self.settings)) is not None:
+                it.refuse(*refusal)
+        # Refused items skip the item stages; they still join their groups (as members that
+        # cannot be judged) so that a group never waits for them.
+        live = [it for it in items if not it.refused]
+        for it in live:
             if "accuracy" in it.profile.components:
                 it.task = route(it.item, it.profile.accuracy.routing)
         if request.cache:
             with _timed("cache_read"):
-                self._cache_read(items)
+                self._cache_read(live)
         for stage in self._phase("item"):
             with _timed(stage.name):
-                self._run(stage, items)
+                self._run(stage, live)
         if request.cache:
             with _timed("cache_write"):
-                self._cache_write(items)
+                self._cache_write(live)
         local = [it for it in items if it.item.group_size is None]
         for stage in self._phase("group"):
             with _timed(stage.name):
@@ -155,7 +163,7 @@ class ScoringPipeline:
         for g, members in pending.groups:
             for it in members:
                 out = self.groups.outcome(g, it.item.id or "")
-                if is_grouped(it.profile):
+                if is_grouped(it.profile) and not it.refused:
                     it.components.update(out.parts)
                 it.details["group"] = out.details
                 if out.error is not None:
@@ -216,7 +224,12 @@ class ScoringPipeline:
         owner: dict[str, Stage] = {}
         for it in items:
             for stage in self.stages:
-                for unit, key in stage.keys(it).items():
+                try:
+                    keys = stage.keys(it)
+                except Exception:  # noqa: BLE001 - an item whose key fails is computed, not cached
+                    log.exception("stage %s: no cache key for item %r", stage.name, it.item.id)
+                    continue
+                for unit, key in keys.items():
                     it.keys[unit] = key
                     owner[unit.split(":", 1)[0]] = stage
         wanted = list({k for it in items for k in it.keys.values()})

@@ -14,17 +14,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HARMO_", extra="forbid", populate_by_name=True)
 
     profiles_path: Path | None = Field(None, description="Profiles YAML; the built-in profiles when unset.")
-    # Limits: requests past them get 413 with a message.
+    # Limits. A request past the first two gets 413; an item past the others gets a typed error
+    # of its own (reward null) and the rest of the request is scored.
     max_items_per_request: int = Field(4096, gt=0)
-    max_response_chars: int = Field(262_144, gt=0)
+    max_body_bytes: int = Field(256 * 2**20, gt=0)
+    max_response_chars: int = Field(262_144, gt=0, description="per item: input/response_too_long")
+    max_prompt_chars: int = Field(
+        262_144, gt=0, description="per item, the prompt and the messages' text together: input/prompt_too_long")
     max_reference_chars: int = Field(
         65_536, gt=0, description="an item whose references add up to more is not verified (typed error "
-        "accuracy/reference_too_long); the rest of the request is scored")
-    max_image_bytes: int = Field(10 * 2**20, gt=0)
-    max_body_bytes: int = Field(256 * 2**20, gt=0)
-    # Math verification workers.
-    math_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), gt=0)
+        "accuracy/reference_too_long); its other components are scored")
+    max_image_bytes: int = Field(10 * 2**20, gt=0, description="per image: input/image_too_large")
+    # Rule workers (worker processes with hard deadlines): math verification, instruction checks.
+    math_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), gt=0,
+                              description="rule worker processes (math and instruction checks)")
     math_timeout_s: float = Field(5.0, gt=0, description="hard deadline per math item")
+    instruction_timeout_s: float = Field(10.0, gt=0, description="hard deadline per item's instruction checks")
     # Models.
     model_device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
     model_dtype: str = Field("auto", description="'auto' (bfloat16 on CUDA, float32 on CPU) or a torch dtype name")

@@ -14,15 +14,17 @@ from .text import normalize_text
 
 LETTERS = string.ascii_uppercase
 
+# Each whitespace run is scanned a bounded number of times (no ``\s*`` beside another ``\s*``,
+# line starts take spaces but not newlines): linear on a degenerate rollout.
 _LETTER_PATTERNS = [
     # (B) / [B]
     r"[\(\[]\s*([A-{L}])\s*[\)\]]",
     # "answer is B", "answer: B", "option B", "choice B"
-    r"(?:answer(?:\s+is)?|option|choice)\s*[:：]?\s*\(?([A-{L}])\b",
-    # "B." / "B)" / "B:" at the start of the answer
-    r"^\s*([A-{L}])\s*[\.\):：]",
-    # the answer is a single letter
-    r"^\s*([A-{L}])\s*$",
+    r"(?:answer(?:\s+is)?|option|choice)\s*(?:[:：]\s*)?\(?([A-{L}])\b",
+    # "B." / "B)" / "B:" at the start of a line
+    r"^[^\S\n]*([A-{L}])[^\S\n]*[\.\):：]",
+    # a line that is a single letter
+    r"^[^\S\n]*([A-{L}])[^\S\n]*$",
 ]
 
 
@@ -85,5 +87,5 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     return Check.binary(picked in golds, picked)
 
 
-VERIFIER = Verifier("choice", choice_match, NoOptions, 3, "multiple choice by letter or option text",
+VERIFIER = Verifier("choice", choice_match, NoOptions, 4, "multiple choice by letter or option text",
                     ("harmo.server.rewards.choice", "harmo.server.rewards.text", *EXTRACT))

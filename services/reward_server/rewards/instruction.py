@@ -98,6 +98,12 @@ def check_constraints(prompt: str, response: str,
             out.append(ConstraintVerdict(cid, None, None, (
                 "bad_constraint", f"constraints[{i}] {cid}: missing or empty kwargs {missing}")))
             continue
+        flags = [k for k, v in kwargs.items() if isinstance(v, bool)]
+        if flags:  # no IFEval kwarg is a flag: `true` would be read as the number 1
+            out.append(ConstraintVerdict(cid, None, None, (
+                "bad_constraint", f"constraints[{i}] {cid}: kwargs {flags} are booleans; a number or text is "
+                "expected")))
+            continue
         example = utils.InputExample(key=0, instruction_id_list=[cid], prompt=prompt, kwargs=[dict(kwargs)])
         try:
             replaced = _replaced_kwargs(registry[cid](cid), kwargs)

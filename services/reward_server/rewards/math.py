@@ -4,7 +4,7 @@ Split in two halves:
 - ``plan_math`` runs in the server process: it finds each response's final answer and
   settles answers of simple shapes exactly, without sympy (numbers, surds, multiples of pi,
   tuples and intervals of those); the rest goes to a worker;
-- ``MathJudge`` runs inside a worker process (see ``math_pool.py``): it parses a candidate,
+- ``MathJudge`` runs inside a worker process (see ``workers.py``): it parses a candidate,
   parses the group's gold answers once and only when a candidate needs them, and runs
   math-verify's ``verify``. math-verify's own SIGALRM timeouts are disabled there; the pool
   enforces a hard per-item deadline by killing the worker.
@@ -27,7 +27,9 @@ CONF_NOT_EQUIVALENT = 0.9
 CONF_GUARDED = 0.85
 CONF_UNPARSEABLE = 0.6
 
-_STRIP = re.compile(r"\s+|\\[,;!: ]|\\left|\\right|^\$+|\$+$|\.+$")
+# A trailing run is matched from its first character only (the lookbehinds): otherwise every
+# position of a long run of dots would scan to its end (quadratic).
+_STRIP = re.compile(r"\s+|\\[,;!: ]|\\left|\\right|^\$+|(?<!\$)\$+$|(?<!\.)\.+$")
 
 
 def compact(s: str) -> str:
@@ -85,10 +87,14 @@ _SEQUENCE = re.compile(r"(?P<open>[(\[])(?P<body>[^()\[\]{}]*)(?P<close>[)\]])")
 _INFINITY = {"\\infty": 1, "+\\infty": 1, "-\\infty": -1}
 
 
+_MAX_DIGITS = 4000
+
+
 def simple_number(s: str) -> Fraction | None:
     """The exact value of an integer, decimal or simple fraction ("-\\frac{3}{4}", "7,425,000")."""
     m = _RATIONAL.fullmatch(s)
-    if m is None:
+    # Past Python's int-string limit (4,300 digits; conversion is quadratic): not a simple number.
+    if m is None or len(s) > _MAX_DIGITS:
         return None
     sign = -1 if m["sign"] else 1
     if m["n"] is not None:
@@ -363,5 +369,5 @@ def to_check(result: dict, extracted_fallback: str) -> Check:
 
 VERIFIER = Verifier(
     "math", None, NoOptions, 2, "math-verify equivalence of the final answer, in worker processes",
-    ("harmo.server.rewards.math", "harmo.server.rewards.math_warmup", "harmo.server.math_pool", *EXTRACT),
+    ("harmo.server.rewards.math", "harmo.server.rewards.warmup", "harmo.server.workers", *EXTRACT),
     ("math-verify", "sympy", "latex2sympy2_extended", "antlr4-python3-runtime"))

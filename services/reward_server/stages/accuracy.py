@@ -11,10 +11,10 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..cache import code_version, make_key
-from ..math_pool import GroupJob
 from ..rewards.base import Check
 from ..rewards.math import plan_math, to_check
 from ..rewards.registry import VERIFIERS
+from ..workers import GroupJob
 from .base import Item, Stage
 from .models import ModelStage, model_key_inputs
 
@@ -75,7 +75,7 @@ class AccuracyStage(Stage):
 
         def flush() -> None:
             if run:
-                futures = self.ctx.math_pool.submit(GroupJob(list(run_refs or ()), list(run)))
+                futures = self.ctx.rule_pool.submit(GroupJob(list(run_refs or ()), list(run)))
                 pending.extend(zip(futures, run.values()))
                 run.clear()
 

@@ -22,6 +22,8 @@ class AggregateStage(Stage):
     @staticmethod
     def reward(it: Item) -> float | None:
         p = it.profile
+        if it.refused:
+            return None  # past a size limit: nothing was scored (its typed error says which)
         failed = it.check is not None and it.check.verdict == "error"
         if not it.components and not it.unjudged:
             # e.g. an item an accuracy-only profile cannot judge: an empty sum is not a 0.

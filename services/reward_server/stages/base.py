@@ -11,10 +11,10 @@ from harmo.protocol import AccuracyInfo, ItemError, ScoreItem
 from ..rewards.base import Check
 
 if TYPE_CHECKING:
-    from ..math_pool import MathWorkerPool
     from ..models.registry import ModelRegistry
     from ..profiles import Profile
     from ..settings import Settings
+    from ..workers import RuleWorkerPool
 
 
 @dataclass
@@ -41,9 +41,23 @@ class Item:
     transient: bool = False  # the accuracy verdict stands in for a failed model: never cached
     unjudged: bool = False  # nothing could judge the accuracy and the profile says: no reward
     reward: float | None = None
+    refused: str | None = None  # the item is past a size limit (the code): not scored, reward null
 
     def error(self, component: str, code: str, message: str) -> None:
         self.errors.append(ItemError(component=component, code=code, message=message))
+
+    def refuse(self, code: str, message: str) -> None:
+        self.refused = code
+        self.error("input", code, message)
+        self.info = AccuracyInfo(source="none:refused", verdict="error", confidence=0.0)
+
+    def fault(self) -> str | None:
+        """Why the item's accuracy could not be judged (a refusal, a timeout, a failed check), if so."""
+        if self.refused:
+            return self.refused
+        if "accuracy" in self.profile.components and self.check is not None and self.check.verdict == "error":
+            return self.check.error[0] if self.check.error else "error"
+        return None
 
 
 @dataclass
@@ -51,7 +65,7 @@ class Context:
     """What stages may use: settings and the shared workers."""
 
     settings: Settings
-    math_pool: MathWorkerPool
+    rule_pool: RuleWorkerPool
     models: ModelRegistry
 
 

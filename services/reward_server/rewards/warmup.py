@@ -1,4 +1,5 @@
-"""Preloaded by the math pool's fork server: importing it warms math-verify's LaTeX parser.
+"""Preloaded by the rule workers' fork server (``workers.py``): importing it warms math-verify's
+LaTeX parser and loads the IFEval reference (when installed) once, for every worker.
 
 ANTLR builds its prediction tables lazily, so the first parses of each construct are several
 times slower than later ones. Workers are forked from the warmed fork server and inherit
@@ -31,4 +32,14 @@ def warm_up() -> None:
         judge.judge(golds, [gold], f"so we get ${pred}$.")
 
 
+def load_instructions() -> None:
+    try:
+        from .instruction import reference
+
+        reference()
+    except ImportError:
+        pass  # harmo[instructions] not installed: instruction jobs answer `unavailable`
+
+
 warm_up()
+load_instructions()
