@@ -22,7 +22,7 @@ def post(server, body, **kw) -> httpx.Response:
 
 def test_healthz_and_profiles(server):
     h = httpx.get(f"{server.url}/healthz").json()
-    assert h["status"] == "ok" and h["math_workers"] >= 1
+    assert h["status"] == "ok" and h["rule_workers"] >= 1
     p = httpx.get(f"{server.url}/v1/profiles").json()
     assert p["default"] == "harmo"
     harmo = next(x for x in p["profiles"] if x["name"] == "harmo")
@@ -144,7 +144,7 @@ def test_a_hung_item_does_not_take_the_service_down(server):
     res = r.json()["results"]
     assert res[0]["errors"][0]["code"] == "timeout" and res[0]["accuracy"]["verdict"] == "error"
     assert all(x["accuracy"]["verdict"] == "correct" for x in res[1:])
-    assert httpx.get(f"{server.url}/healthz").json()["math_timeouts"] >= 1
+    assert httpx.get(f"{server.url}/healthz").json()["rule_timeouts"] >= 1
 
 
 def test_concurrent_requests(server):

@@ -139,3 +139,41 @@ def test_waiting_members_hold_no_server_thread():
         assert len(got) == 64
     finally:
         s.stop()
+
+
+HANG = "9^{9^{9^{9}}}"  # times out in math-verify
+SAME_LENGTH_WRONG = "1^{2^{3^{4}}}"  # as long, and quickly judged incorrect against 42
+
+
+@pytest.mark.parametrize("spanning", [False, True])
+def test_a_faulted_member_counts_as_incorrect_and_every_member_says_so(spanning):
+    """A member whose accuracy cannot be judged (here: a timeout) is counted incorrect, exactly
+    like a wrong answer of its length, and every member's result names it."""
+    items = group("f", 4, 4 if spanning else None)
+    items[3]["response"] = items[3]["response"].replace("\\boxed{x}", f"\\boxed{{{HANG}}}")
+    wrong = [dict(i) for i in items]
+    wrong[3]["response"] = items[3]["response"].replace(HANG, SAME_LENGTH_WRONG)
+    with ScoringPipeline(Settings(math_workers=1, math_timeout_s=1.0, group_wait_s=5), profiles()) as p:
+        faulted = p.score(ScoreRequest.model_validate({"items": items})).results
+        p.groups = type(p.groups)(5, 600)  # a fresh assembler: the same group id again
+        reference = p.score(ScoreRequest.model_validate({"items": wrong})).results
+    assert [e.code for e in faulted[3].errors] == ["timeout"]
+    for r in faulted:
+        assert r.details["group"]["faulted"] == {"f-3": "timeout"}, r.details
+    for a, b in zip(faulted[:3], reference[:3]):
+        assert a.components == b.components and a.reward == b.reward
+    assert "faulted" not in (reference[0].details or {}).get("group", {})
+
+
+def test_a_member_past_the_size_limit_still_completes_its_group():
+    items = group("big", 4, 4)
+    items[2]["response"] = "x" * 5000
+    with ScoringPipeline(Settings(max_response_chars=4000, group_wait_s=30), profiles()) as p:
+        t = time.monotonic()
+        res = p.score(ScoreRequest.model_validate({"items": items})).results
+        assert time.monotonic() - t < 10  # the group did not wait for it
+    assert res[2].reward is None and [(e.component, e.code) for e in res[2].errors] == [("input", "response_too_long")]
+    assert res[2].components == {}
+    for r in (res[0], res[1], res[3]):
+        assert r.details["group"]["complete"] and r.details["group"]["faulted"] == {"big-2": "response_too_long"}
+        assert "length" in r.components

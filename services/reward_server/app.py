@@ -228,8 +228,9 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         p = state["pipeline"]
-        return {"status": "ok", "math_workers": p.rule_pool.n_workers, "math_timeouts": p.rule_pool.timeouts,
-                "math_worker_restarts": p.rule_pool.restarts, "cache": p.cache.kind,
+        return {"status": "ok", "rule_workers": p.rule_pool.n_workers, "rule_timeouts": p.rule_pool.timeouts,
+                "rule_worker_restarts": p.rule_pool.restarts,
+                "rule_worker_deaths": p.rule_pool.deaths, "cache": p.cache.kind,
                 "profiles": sorted(p.profiles.profiles)}
 
     @app.get("/readyz")

@@ -140,7 +140,7 @@ class _Worker:
             self.conn.close()
 
 
-_TIMEOUT, _DIED = object(), object()  # what ``_recv`` returns instead of a message
+_TIMEOUT, _DIED, _CLOSED = object(), object(), object()  # what ``_recv`` returns instead of a message
 
 
 class RuleWorkerPool:
@@ -166,9 +166,9 @@ class RuleWorkerPool:
         self.timeouts = 0
         self.deaths = 0
         self.restarts = 0
-        workers_ = [_Worker(self._ctx) for _ in range(self.n_workers)]
-        for w in workers_:
-            t = threading.Thread(target=self._dispatch, args=(w,), daemon=True, name="rule-dispatch")
+        self.workers = [_Worker(self._ctx) for _ in range(self.n_workers)]  # each dispatcher's current one
+        for i in range(self.n_workers):
+            t = threading.Thread(target=self._dispatch, args=(i,), daemon=True, name="rule-dispatch")
             t.start()
             self._threads.append(t)
 
@@ -187,34 +187,37 @@ class RuleWorkerPool:
             t.join(10)
 
     # -- dispatcher --------------------------------------------------------------------
-    def _dispatch(self, worker: _Worker) -> None:
+    def _dispatch(self, slot: int) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
-                worker.kill()
+                self.workers[slot].kill()
                 return
             try:
-                worker = self._run(worker, job)
+                self._run(slot, job)
             except Exception as exc:  # noqa: BLE001 - never leave a future pending
                 log.exception("rule worker dispatcher failed")
                 for f in job.futures:
                     if not f.done():
                         f.set_result({"verdict": "error", "code": "internal", "message": str(exc)})
-                worker = self._replace(worker)
+                self._replace(slot)
 
-    def _replace(self, worker: _Worker) -> _Worker:
-        worker.kill()
+    def _replace(self, slot: int) -> _Worker:
+        self.workers[slot].kill()
         self.restarts += 1
-        return _Worker(self._ctx)
+        self.workers[slot] = _Worker(self._ctx)
+        return self.workers[slot]
 
-    def _died(self, worker: _Worker, when: str) -> _Worker:
+    def _died(self, slot: int, when: str) -> _Worker:
+        worker = self.workers[slot]
         worker.proc.join(1)
         self.deaths += 1
         log.warning("rule worker (pid %s) died %s (exit code %s); replaced", worker.proc.pid, when,
                     worker.proc.exitcode)
-        return self._replace(worker)
+        return self._replace(slot)
 
-    def _run(self, worker: _Worker, job: Job) -> _Worker:
+    def _run(self, slot: int, job: Job) -> None:
+        worker = self.workers[slot]
         pending = list(job.futures)
         sources = list(job.sources)
         timeout_s = self.timeout_s[job.kind]
@@ -222,19 +225,25 @@ class RuleWorkerPool:
         strikes = 0  # consecutive timeouts in this job
         died_on: int | None = None  # how many items were pending when the worker last died
         if not worker.proc.is_alive():
-            worker = self._died(worker, "between jobs")
+            worker = self._died(slot, "between jobs")
         while pending:
             try:
                 worker.conn.send((job.kind, job.references, sources[-len(pending):]))
             except OSError:  # it died after the check above: nothing of this job was done
-                worker = self._died(worker, "between jobs")
+                worker = self._died(slot, "between jobs")
                 continue
             in_gold = False
             while pending:
                 msg = self._recv(worker, timeout_s)
+                if msg is _CLOSED:
+                    for f in pending:
+                        f.set_result({"verdict": "error", "code": "internal",
+                                      "message": "the rule workers were shut down"})
+                    return
                 if msg is _DIED:
+                    worker.proc.join(1)
                     code = worker.proc.exitcode
-                    worker = self._died(worker, f"during {what}")
+                    worker = self._died(slot, f"during {what}")
                     if died_on != len(pending):
                         died_on = len(pending)
                         break  # resend what is left of the job, once, to the fresh worker
@@ -249,10 +258,11 @@ class RuleWorkerPool:
                         for f in pending:
                             f.set_result({"verdict": "timeout", "message":
                                           f"parsing the reference took over {timeout_s:g}s"})
-                        return self._replace(worker)
+                        self._replace(slot)
+                        return
                     pending.pop(0).set_result({"verdict": "timeout", "message":
                                                f"{what} took over {timeout_s:g}s; the worker was killed"})
-                    worker = self._replace(worker)
+                    worker = self._replace(slot)
                     strikes += 1
                     if job.kind == "math" and strikes >= 2 and pending:
                         # Two different answers in a row hang against the same reference: the
@@ -262,7 +272,7 @@ class RuleWorkerPool:
                             f.set_result({"verdict": "timeout", "message":
                                           "verification against this reference timed out for other "
                                           "answers of its group; not attempted"})
-                        return worker
+                        return
                     break  # resend what is left of the job to the fresh worker
                 kind = msg[0]
                 if kind == "gold_begin":
@@ -272,17 +282,17 @@ class RuleWorkerPool:
                     if msg[1] is not None:
                         for f in pending:
                             f.set_result({"verdict": "error", "code": "bad_reference", "message": msg[1]})
-                        return worker
+                        return
                 else:
                     strikes = 0
                     died_on = None
                     pending.pop(0).set_result(msg[1])
-        return worker
 
-    @staticmethod
-    def _recv(worker: _Worker, timeout_s: float):
+    def _recv(self, worker: _Worker, timeout_s: float):
         deadline = time.monotonic() + timeout_s
         while True:
+            if self._closed:
+                return _CLOSED
             left = deadline - time.monotonic()
             if left <= 0:
                 return _TIMEOUT

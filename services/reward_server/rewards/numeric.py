@@ -9,7 +9,9 @@ from pydantic import Field
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
 
-_NUMBER = re.compile(r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?\s*%?")
+# A number starts at a digit (after a sign or a point): the pattern never matches empty, so a
+# long response costs one pass in C, not one Python-level match per character.
+_NUMBER = re.compile(r"[-+−]?(?=\.?\d)(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?\s*%?")
 
 
 def to_float(text: str) -> float | None:
@@ -31,8 +33,10 @@ def to_float(text: str) -> float | None:
 
 
 def last_number(text: str) -> str | None:
-    found = [m.group(0).strip() for m in _NUMBER.finditer(text) if any(ch.isdigit() for ch in m.group(0))]
-    return found[-1] if found else None
+    last = None
+    for last in _NUMBER.finditer(text):  # noqa: B007 - the last match is the one wanted
+        pass
+    return last.group(0).strip() if last is not None else None
 
 
 def _extract_number(response: str) -> tuple[str | None, float | None]:
@@ -88,7 +92,7 @@ class ChartOptions(NoOptions):
     tolerance: float = Field(0.05, ge=0, description="ChartQA relaxed accuracy: relative error allowed")
 
 
-NUMBER = Verifier("number", number_match, NumberOptions, 2, "a number within a relative tolerance",
+NUMBER = Verifier("number", number_match, NumberOptions, 3, "a number within a relative tolerance",
                   ("harmo.server.rewards.numeric", *EXTRACT))
-CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 2, "ChartQA relaxed accuracy (5% relative error)",
+CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 3, "ChartQA relaxed accuracy (5% relative error)",
                  ("harmo.server.rewards.numeric", *EXTRACT))

@@ -1,0 +1,76 @@
+"""The rule workers' faults: a worker that dies between jobs or during one (killed from outside,
+out of memory) is replaced and its job resent once; an item it dies on twice is ``worker_died``;
+an instruction check past its deadline is ``timeout``, its neighbours checked."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.settings import Settings
+from harmo.server.workers import GroupJob, RuleWorkerPool
+from tests.conftest import score
+
+SLOW = "9^{9^{9^{9}}}"  # sympy evaluates this power tower for as long as it is let
+
+
+def _kill(pool: RuleWorkerPool, slot: int = 0) -> int:
+    pid = pool.workers[slot].proc.pid
+    os.kill(pid, signal.SIGKILL)
+    pool.workers[slot].proc.join(5)
+    return pid
+
+
+@pytest.fixture(scope="module")
+def one_worker():
+    pool = RuleWorkerPool(workers=1, item_timeout_s=30.0)
+    yield pool
+    pool.close()
+
+
+def test_a_worker_killed_between_jobs_is_replaced_and_the_job_runs(one_worker, caplog):
+    before = one_worker.deaths
+    pid = _kill(one_worker)
+    futures = one_worker.submit(GroupJob(["4"], [f"\\boxed{{{k} + {4 - k}}}" for k in range(16)]))
+    results = [f.result(60) for f in futures]
+    assert all(r["verdict"] == "correct" for r in results), results
+    assert one_worker.deaths == before + 1 and one_worker.workers[0].proc.pid != pid
+    assert "died between jobs" in caplog.text and "took over" not in caplog.text
+
+
+def test_a_worker_killed_during_a_job_has_the_job_resent_once(one_worker):
+    futures = one_worker.submit(GroupJob(["4"], [f"\\boxed{{{SLOW}}}", "\\boxed{2+2}", "\\boxed{5}"]))
+    for _ in range(2):  # the slow item kills... its worker, twice: then it is given up, alone
+        time.sleep(1.0)
+        _kill(one_worker)
+    results = [f.result(60) for f in futures]
+    assert results[0]["verdict"] == "error" and results[0]["code"] == "worker_died", results[0]
+    assert "died twice" in results[0]["message"] and "took over" not in results[0]["message"]
+    assert [r["verdict"] for r in results[1:]] == ["correct", "incorrect"]
+
+
+def test_one_kill_during_a_job_loses_nothing(one_worker):
+    futures = one_worker.submit(GroupJob(["2"], ["\\boxed{1+1}"] * 3 + [f"\\boxed{{{SLOW}}}"]))
+    time.sleep(1.0)
+    _kill(one_worker)
+    # resent: the three quick items answer again, the slow one runs into its (long) deadline or is still going
+    assert [f.result(60)["verdict"] for f in futures[:3]] == ["correct"] * 3
+
+
+def test_instruction_checks_past_their_deadline_are_typed_timeouts():
+    with ScoringPipeline(Settings(math_workers=1, instruction_timeout_s=1.0)) as p:
+        t = time.monotonic()
+        res = score(p, [
+            {"id": "regex", "prompt": "P", "response": "a" * 40 + "b",
+             "constraints": [{"id": "keywords:existence", "kwargs": {"keywords": ["(a+)+$"]}}]},
+            {"id": "ok", "prompt": "P", "response": "I like apples.",
+             "constraints": [{"id": "keywords:existence", "kwargs": {"keywords": ["apple"]}}]},
+        ]).results
+        assert time.monotonic() - t < 10
+        assert [(e.component, e.code) for e in res[0].errors] == [("instruction", "timeout")]
+        assert "took over 1s" in res[0].errors[0].message
+        assert res[1].components["instruction"] == 1.0 and res[1].errors == []
+        assert p.rule_pool.timeouts == 1
