@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -57,3 +59,65 @@ class Server:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+HAPROXY_CFG = """
+global
+  maxconn 2048
+  log stderr format raw local0 info
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 2s
+  timeout check 3s
+  timeout client 180s
+  timeout server 180s
+  retries 3
+  option redispatch
+  option http-buffer-request
+  # a replica that dies with requests in flight: they go to another one (scoring is idempotent)
+  retry-on conn-failure empty-response response-timeout 502 503 504
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend replicas
+backend replicas
+  balance roundrobin
+  option httpchk GET /healthz
+  default-server inter 1s fall 3 rise 1
+{servers}
+"""
+
+
+class Balancer:
+    """HAProxy in front of ``backends``, round robin, as a Service or a load balancer spreads
+    requests: a replica that dies with requests in flight has them retried on another one. Its
+    log (one line per request) is ``tmp/haproxy.log``."""
+
+    def __init__(self, backends: list[str], tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tmp
+        servers = "\n".join(f"  server r{i} {b.removeprefix('http://')} check" for i, b in enumerate(backends))
+        cfg = tmp / "haproxy.cfg"
+        cfg.write_text(HAPROXY_CFG.format(port=self.port, servers=servers))
+        self.proc = subprocess.Popen([shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f", str(cfg)],
+                                     stdout=subprocess.DEVNULL, stderr=open(tmp / "haproxy.log", "w"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("haproxy did not come up")
+
+    def request_times_s(self) -> list[float]:
+        """Each scoring request's total time through the balancer (HAProxy's Tt), retries included."""
+        lines = (self.tmp / "haproxy.log").read_text().splitlines()
+        return [int(m.group(1)) / 1000 for line in lines if '"POST /score' in line
+                and (m := re.search(r" -?\d+/-?\d+/-?\d+/-?\d+/(\d+) ", line))]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)

@@ -9,6 +9,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Every test computes what it checks; the cache tests turn the cache on for themselves.
 os.environ["HARMO_CACHE"] = "off"
+# Groups are assembled in-process unless a test shares them through Redis on purpose (with a
+# prefix of its own): test servers reuse group ids.
+os.environ["HARMO_GROUP_STORE"] = "local"
 
 from devtools.servers import ROOT, Server, free_port, wait_until_up  # noqa: F401 - the tests' helpers
 from harmo.protocol import ScoreRequest, ScoreResponse

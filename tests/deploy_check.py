@@ -39,6 +39,27 @@ def wait(url: str, timeout_s: float = 120) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def split_group(server: str, headers: dict) -> dict:
+    """The 4 members of one GRPO group, one per request, all at once, as veRL sends them: through
+    a Service over several replicas they meet in the shared group store."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(k: int) -> tuple[float, dict]:
+        item = {"id": f"m{k}", "group_id": "split", "group_size": 4, "reference": "4",
+                "response": f"<think>{'so ' * (3 + 5 * k)}</think><answer>\\boxed{{{4 + k % 2}}}</answer>"}
+        t = time.monotonic()
+        status, body = get(f"{server}/score", headers, {"items": [item]})
+        assert status == 200, body
+        return time.monotonic() - t, body["results"][0]
+
+    with ThreadPoolExecutor(4) as ex:
+        out = list(ex.map(one, range(4)))
+    return {"slowest_s": max(dt for dt, _ in out),
+            "complete": [r["details"]["group"]["complete"] for _, r in out],
+            "group_errors": [e["code"] for _, r in out for e in r["errors"] if e["component"] == "group"],
+            "length": [r["components"].get("length") for _, r in out]}
+
+
 def main(spec_path: str) -> None:
     spec = json.load(open(spec_path))
     procs = []
@@ -79,6 +100,8 @@ def main(spec_path: str) -> None:
                    "reference": "A cat is sitting on a small mat in the warm sun."}
         opened = get(f"{server}/score", headers, {"items": [caption]})
         report["open"] = opened[0], opened[1]["results"][0]["accuracy"]["source"] if opened[0] == 200 else opened[1]
+        if spec.get("group_check"):
+            report["group"] = split_group(server, headers)
         # clients that run to completion (a rollout job): started once the server is up, as
         # compose's health-gated order does
         for svc in [s for s in spec["services"] if s.get("after_server")]:

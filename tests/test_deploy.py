@@ -247,12 +247,38 @@ def test_compose_services_find_each_other(tmp_path):
     assert report["trainer"] == 0 and "reward server http://reward-server:8000 ready" in trainer_log, trainer_log[-3000:]
 
 
-def test_kubernetes_services_find_each_other(tmp_path):
+SERVICE_BALANCER = """
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 120s
+  timeout server 120s
+  retries 3
+  option redispatch
+  option http-buffer-request
+  retry-on conn-failure empty-response 502 503
+frontend service
+  bind 127.0.0.1:8000
+  default_backend pods
+backend pods
+  balance roundrobin
+  option httpchk GET /readyz
+  default-server inter 1s fall 3 rise 1
+{servers}
+"""
+
+
+@pytest.mark.parametrize("overlay", ["dev-single-gpu", "multi-node"])
+def test_kubernetes_services_find_each_other(tmp_path, overlay):
     """The base's GPU profile as the pod runs it, on the CPU: the init container pulls the reward
     model (a tiny Qwen2.5-VL in Skywork-VL-Reward-7B's layout, from a mirror: no hub here) onto
-    the model volume, then the server loads it and judges open-ended items with it."""
-    docs = rendered("dev-single-gpu")
-    pod_spec = by_kind(docs, "Deployment", "harmo-reward-server")["spec"]["template"]["spec"]
+    the model volume, then the server loads it and judges open-ended items with it. The
+    Deployment's replicas all run, behind a round-robin balancer standing in for the Service
+    (HAProxy), and a GRPO group sent one member per request completes across them."""
+    docs = rendered(overlay)
+    deployment = by_kind(docs, "Deployment", "harmo-reward-server")
+    replicas = deployment["spec"]["replicas"]
+    pod_spec = deployment["spec"]["template"]["spec"]
     dep = pod_spec["containers"][0]
     [init] = pod_spec["initContainers"]
     mirror, models = tmp_path / "mirror", tmp_path / "models"
@@ -266,24 +292,46 @@ def test_kubernetes_services_find_each_other(tmp_path):
     secrets.mkdir()
     for k, v in by_kind(docs, "ConfigMap", "harmo-profiles")["data"].items():
         (config / k).write_text(v)
-    secret = by_kind(docs, "Secret", "harmo-api-keys")["data"]
+    if overlay == "multi-node":  # its Secret is made out of band, as its kustomization says
+        secret = {"api-keys": base64.b64encode(b"k1\nk2\n").decode(), "client-key": base64.b64encode(b"k2").decode()}
+    else:
+        secret = by_kind(docs, "Secret", "harmo-api-keys")["data"]
     (secrets / "api-keys").write_bytes(base64.b64decode(secret["api-keys"]))
     job = by_kind(docs, "RayJob", "harmo-grpo")["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     job_env = job["template"]["spec"]["containers"][0]["env"]
     url = next(e["value"] for e in job_env if e["name"] == "HARMO_REWARD_URL")
     key_ref = next(e["valueFrom"]["secretKeyRef"] for e in job_env if e["name"] == "HARMO_API_KEY")
-    spec = {"services": [
+    pod_env = image_env | {e["name"]: e["value"] for e in dep["env"]}
+    argv = entry + dep.get("args", [])
+    services = [
         {"name": "model-pull", "argv": init["command"], "before_server": True,
          "env": image_env | {e["name"]: e["value"] for e in init["env"] if "value" in e}
                 | {"HARMO_MODEL_MIRROR": str(mirror)}},
         {"name": "redis", "argv": redis["args"], "env": {}},
-        {"name": "reward-server", "argv": entry + dep.get("args", []),
-         "env": image_env | {e["name"]: e["value"] for e in dep["env"]}},
-    ], "server_url": url, "client_key": base64.b64decode(secret[key_ref["key"]]).decode()}
+    ]
+    if replicas == 1:
+        services.append({"name": "reward-server", "argv": argv, "env": pod_env})
+    else:  # each pod on a port of its own here; the Service's address is the balancer's
+        assert argv[argv.index("--port") + 1] == "8000"
+        backends = []
+        for k in range(replicas):
+            port = str(8001 + k)
+            pod_argv = [port if a == "8000" else "127.0.0.1" if a == "0.0.0.0" else a for a in argv]
+            services.append({"name": f"reward-server-{k}", "argv": pod_argv, "env": pod_env})
+            backends.append(f"  server pod{k} 127.0.0.1:{port} check")
+        (tmp_path / "service.cfg").write_text(SERVICE_BALANCER.format(servers="\n".join(backends)))
+        services.append({"name": "service", "argv": [shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f",
+                                                     str(tmp_path / "service.cfg")], "env": {}})
+    spec = {"services": services, "server_url": url, "group_check": True,
+            "client_key": base64.b64decode(secret[key_ref["key"]]).decode()}
     report = _in_namespace(tmp_path, spec, ["harmo-redis", "harmo-reward-server"],
                            {"/config": config, "/secrets": secrets, "/models": models})
     assert report["model-pull"] == 0 and "1 of 1 models ready" in (tmp_path / "model-pull.log").read_text()
     assert report["open"] == [200, "model:skywork_vl"]
+    # one member per request, spread over the replicas: one complete group, no deadline waited out
+    group = report["group"]
+    assert group["complete"] == [True] * 4 and group["group_errors"] == [], group
+    assert group["slowest_s"] < float(pod_env["HARMO_GROUP_WAIT_S"]) and any(group["length"]), group
     assert report["healthz"]["cache"] == "redis"
     assert report["without_key"] == 401  # the Secret's keys are in force
     assert report["first"] == [200, []] and report["second"] == [200, ["accuracy"]]

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from harmo.protocol import ScoreRequest
+from harmo.server.groups import GroupAssembler, LocalStore
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileSet
 from harmo.server.settings import Settings
@@ -155,7 +156,7 @@ def test_a_faulted_member_counts_as_incorrect_and_every_member_says_so(spanning)
     wrong[3]["response"] = items[3]["response"].replace(HANG, SAME_LENGTH_WRONG)
     with ScoringPipeline(Settings(math_workers=1, math_timeout_s=1.0, group_wait_s=5), profiles()) as p:
         faulted = p.score(ScoreRequest.model_validate({"items": items})).results
-        p.groups = type(p.groups)(5, 600)  # a fresh assembler: the same group id again
+        p.groups = GroupAssembler(LocalStore(), 5)  # a fresh assembler: the same group id again
         reference = p.score(ScoreRequest.model_validate({"items": wrong})).results
     assert [e.code for e in faulted[3].errors] == ["timeout"]
     for r in faulted:

@@ -80,7 +80,7 @@ def floor_score(data_source, solution_str, ground_truth, extra_info=None, **_):
     return 0.0
 
 
-def config(tokenizer_dir: str, server: str, workers: int, floor: bool = False):
+def config(tokenizer_dir: str, server: str, workers: int, floor: bool = False, one_per_call: bool = False):
     cfg = OmegaConf.load(os.path.join(os.path.dirname(verl.__file__), "trainer/config/_generated_ppo_trainer.yaml"))
     with open_dict(cfg):
         cfg.actor_rollout_ref.model.path = tokenizer_dir
@@ -92,6 +92,9 @@ def config(tokenizer_dir: str, server: str, workers: int, floor: bool = False):
         cfg.reward.reward_model.enable = False
         cfg.reward.custom_reward_function.path = None
         cfg.reward.reward_kwargs = {"harmo": {"urls": [server], "profile": "harmo", "deadline_s": 120}}
+        if one_per_call:  # every sample its own request: the members of a group spread over replicas
+            cfg.reward.reward_kwargs.harmo.linger_ms = 0
+            cfg.reward.reward_kwargs.harmo.max_batch_items = 1
         if floor:
             cfg.reward.reward_manager.name = "naive"
             cfg.reward.custom_reward_function.path = os.path.abspath(__file__)
@@ -107,6 +110,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=0, help="time this many more batches (fresh group ids each)")
     ap.add_argument("--floor", action="store_true", help="veRL's naive manager with a reward that costs nothing")
+    ap.add_argument("--one-per-call", action="store_true", help="one sample per request (no coalescing)")
     args = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     rows = samples(args.groups, random.Random(0))
@@ -116,7 +120,7 @@ def main() -> None:
                           "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
     timings = []
     try:
-        manager = RewardLoopManager(config(args.tokenizer, args.server, args.workers, args.floor))
+        manager = RewardLoopManager(config(args.tokenizer, args.server, args.workers, args.floor, args.one_per_call))
         t = time.perf_counter()
         out = manager.compute_rm_score(data)
         timings.append(time.perf_counter() - t)

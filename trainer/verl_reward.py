@@ -11,6 +11,7 @@ reward.reward_manager.name=HarmoRewardManager``. Settings come from ``reward.rew
     null_reward: raise                  # or a number, counted in reward_extra_info.reward_null
     send_images: false                  # attach the rollout's images (data URLs) for VLM rewards
     linger_ms: 10                       # samples finishing this close together share one request
+    max_batch_items: 512                # at most this many samples in one request
     api_key: null                       # or $HARMO_API_KEY, for a server with API keys
 
 veRL scores each sample on its own (``run_single``), possibly while the rest of its group is
@@ -111,7 +112,8 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
         self.n = int(_get(config, "actor_rollout_ref", "rollout", "n") or 1)
         self.val_n = int(_get(config, "actor_rollout_ref", "rollout", "val_kwargs", "n") or 1)
         self.client = AsyncRewardClient(self.urls, deadline_s=self.deadline_s, api_key=kw.get("api_key"),
-                                        linger_s=float(kw.get("linger_ms", 10)) / 1000)
+                                        linger_s=float(kw.get("linger_ms", 10)) / 1000,
+                                        max_batch_items=int(kw.get("max_batch_items", 512)))
         self.keys = [str(k) for k in kw.get("components", [])] or _profile_components(
             self.urls[0], self.profile, self.deadline_s)
         # (uid, response digest) -> how many times this worker scored it in this step: identical

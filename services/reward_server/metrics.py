@@ -31,3 +31,8 @@ CACHE_ROUND_TRIPS = Counter("harmo_cache_round_trips_total", "Round trips to Red
 REDIS_ERRORS = Counter("harmo_redis_errors_total", "Failed Redis operations (scoring went on uncached)", ["op"])
 GROUPS = Counter("harmo_groups_total", "Cross-request GRPO groups computed, complete or at their deadline", ["status"])
 GROUPS_OPEN = Gauge("harmo_groups_open", "Cross-request GRPO groups waiting for members")
+GROUPS_RETAINED = Gauge("harmo_groups_retained", "Computed groups kept in this process to answer retried members")
+GROUP_MEMBERS = Counter("harmo_group_members_total", "Members joined to cross-request groups", ["store"])
+GROUP_STORE_ROUND_TRIPS = Counter("harmo_group_store_round_trips_total", "Round trips to the shared group store")
+GROUP_STORE_FALLBACKS = Counter("harmo_group_store_fallbacks_total",
+                                "Groups assembled in-process because the shared group store was unreachable")

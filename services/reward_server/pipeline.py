@@ -25,7 +25,7 @@ from harmo.protocol import ScoreItem, ScoreRequest, ScoreResponse
 
 from . import metrics
 from .cache import Cache, dumps, loads_many, make_cache
-from .groups import Group, GroupAssembler
+from .groups import Ticket, make_assembler
 from .limits import over_limit
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady, ModelRegistry
@@ -55,7 +55,7 @@ class Pending:
     """A request scored but for the groups it joined; ``finish`` it once they are computed."""
 
     items: list[Item]
-    groups: list[tuple[Group, list[Item]]]
+    groups: list[tuple[Ticket, list[Item]]]
 
     async def wait_async(self) -> None:
         for g, _ in self.groups:
@@ -89,7 +89,7 @@ class ScoringPipeline:
         self.cache = cache if cache is not None else make_cache(self.settings)
         ctx = Context(self.settings, self.rule_pool, self.models)
         self.stages = [s(ctx) for s in (stages or STAGES)]
-        self.groups = GroupAssembler(self.settings.group_wait_s, self.settings.group_keep_s)
+        self.groups = make_assembler(self.settings)
 
     def close(self) -> None:
         self.groups.close()
@@ -154,9 +154,10 @@ class ScoringPipeline:
         groups = []
         for key, members in spanning.items():
             profile = members[0].profile
-            expected = max(it.item.group_size for it in members)  # type: ignore[type-var]
-            group = self.groups.join(key, expected, [member_of(it) for it in members], partial(group_parts, profile))
-            groups.append((group, members))
+            ticket = self.groups.join(key, [member_of(it) for it in members],
+                                      [it.item.group_size for it in members],  # type: ignore[misc]
+                                      partial(group_parts, profile))
+            groups.append((ticket, members))
         return Pending(items, groups)
 
     def finish(self, pending: Pending) -> ScoreResponse:

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # Groups whose members arrive in separate requests (items with group_size).
     group_wait_s: float = Field(60.0, gt=0, description="how long a group waits for its members")
     group_keep_s: float = Field(600.0, gt=0, description="how long a computed group answers retried members")
+    group_keep_max: int = Field(10_000, gt=0, description="at most this many computed groups are kept")
+    group_store: Literal["auto", "redis", "local"] = Field(
+        "auto", description="where groups are assembled: 'auto': Redis when a URL is set (any replica serves any "
+        "member), else in-process")
     # Access: when keys are set, /score and /get_reward need one (Authorization: Bearer KEY, or X-API-Key).
     api_keys: str | None = Field(None, description="comma-separated API keys")
     api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (a mounted Secret)")

@@ -6,6 +6,7 @@ pure function, ``group_parts``: for groups inside one request (``GroupStage``) a
 assembled across requests (``groups.py``) alike."""
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class Member:
     correct: bool
     values: dict[str, float] = field(default_factory=dict)  # the components per-group normalisation reads
     fault: str | None = None  # why its accuracy could not be judged (it then counts as incorrect)
+    digest: str = ""  # of its response: a retry under the same id must send the same one
 
 
 def faulted(members: list[Member]) -> dict[str, str]:
@@ -70,7 +72,8 @@ def member_of(it: Item) -> Member:
     values = {c: it.components[c] for c in (p.normalize.components if p.normalize else ()) if c in it.components}
     length = _length_of(it) if "length" in p.components else 0.0  # normalisation alone reads no length
     return Member(id=it.item.id or "", length=length, correct=it.check is not None and
-                  it.check.verdict == "correct", values=values, fault=it.fault())
+                  it.check.verdict == "correct", values=values, fault=it.fault(),
+                  digest=hashlib.sha256(it.item.response.encode()).hexdigest()[:24])
 
 
 def _length_of(it: Item) -> float:

@@ -1,0 +1,114 @@
+"""GRPO groups spread over replicas: group completion latency through a round-robin balancer
+(HAProxy) over 3 replicas sharing groups in Redis, vs one server assembling them in its process.
+
+Every member is its own request (as veRL's reward loop sends them), the members of all groups
+shuffled and sent at once from a pool of client threads. A group's completion latency is from
+its first member's send to its last member's answer. Also: the group store's Redis round trips
+per member, from the replicas' metrics.
+
+    python -m bench.groups [--groups 64] [--clients 32] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from devtools.servers import Balancer, Server
+
+N = 8
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def members(n_groups: int, tag: str) -> list[dict]:
+    rng = random.Random(7)
+    out = [{"id": f"{g}-{k}", "group_id": f"{tag}-{g}", "group_size": N, "reference": "12",
+            "response": f"<think>{'step ' * rng.randint(3, 60)}</think><answer>\\boxed{{{rng.choice(['12', '13'])}}}"
+                        "</answer>"} for g in range(n_groups) for k in range(N)]
+    rng.shuffle(out)
+    return out
+
+
+def run(url: str, items: list[dict], clients: int) -> dict:
+    def one(item: dict) -> tuple[str, float, float, bool]:
+        with httpx.Client(timeout=120) as c:  # a client per call: every member a request of its own
+            t = time.monotonic()
+            r = c.post(f"{url}/score", json={"items": [item]})
+            r.raise_for_status()
+            res = r.json()["results"][0]
+            return item["group_id"], t, time.monotonic(), res["details"]["group"]["complete"]
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(clients) as ex:
+        out = list(ex.map(one, items))
+    wall = time.monotonic() - t0
+    spans: dict[str, list[float]] = {}
+    for gid, start, end, _ in out:
+        s = spans.setdefault(gid, [start, end])
+        s[0], s[1] = min(s[0], start), max(s[1], end)
+    lat = sorted(e - s for s, e in spans.values())
+    return {"groups": len(spans), "members": len(items), "complete": sum(c for *_, c in out),
+            "p50_s": round(statistics.median(lat), 3), "p99_s": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 3),
+            "members_per_s": round(len(items) / wall, 1)}
+
+
+def _metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=64)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    base = {"HARMO_CACHE": "off", "HARMO_GROUP_WAIT_S": "60", "HARMO_MATH_WORKERS": "1", "HARMO_LOG_LEVEL": "WARNING"}
+    report: dict = {}
+    # one server, groups in its process (the peer: no sharing needed, no round trips)
+    one = Server(env=base | {"HARMO_GROUP_STORE": "local"})
+    try:
+        run(one.url, members(8, "warm"), args.clients)
+        report["one_server"] = run(one.url, members(args.groups, "one"), args.clients)
+    finally:
+        one.stop()
+    # three replicas sharing groups in Redis, behind a round-robin balancer
+    shared = base | {"HARMO_GROUP_STORE": "redis", "HARMO_REDIS_URL": REDIS_URL,
+                     "HARMO_CACHE_PREFIX": f"bench{uuid.uuid4().hex[:8]}"}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(3) as ex:
+        replicas = list(ex.map(lambda _: Server(env=shared), range(3)))
+        lb = Balancer([r.url for r in replicas], Path(tmp))
+        try:
+            run(lb.url, members(8, "warm"), args.clients)
+            before = [(_metric(r.url, "harmo_group_store_round_trips_total"),
+                       _metric(r.url, "harmo_group_members_total")) for r in replicas]
+            report["three_replicas"] = run(lb.url, members(args.groups, "three"), args.clients)
+            after = [(_metric(r.url, "harmo_group_store_round_trips_total"),
+                      _metric(r.url, "harmo_group_members_total")) for r in replicas]
+            trips = sum(a[0] - b[0] for a, b in zip(after, before))
+            joined = sum(a[1] - b[1] for a, b in zip(after, before))
+            report["three_replicas"]["redis_round_trips_per_member"] = round(trips / joined, 2)
+            report["three_replicas"]["members_per_replica"] = [int(a[1] - b[1]) for a, b in zip(after, before)]
+        finally:
+            lb.stop()
+            for r in replicas:
+                r.stop()
+    report["p50_ratio"] = round(report["three_replicas"]["p50_s"] / report["one_server"]["p50_s"], 2)
+    report["p99_ratio"] = round(report["three_replicas"]["p99_s"] / report["one_server"]["p99_s"], 2)
+    print(json.dumps(report, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
