@@ -2,15 +2,16 @@
 (HAProxy) over 3 replicas sharing groups in Redis, vs one server assembling them in its process.
 
 Every member is its own request (as veRL's reward loop sends them), the members of all groups
-shuffled and sent at once from a pool of client threads. A group's completion latency is from
+shuffled and all in flight at once. A group's completion latency is from
 its first member's send to its last member's answer. Also: the group store's Redis round trips
 per member, from the replicas' metrics.
 
-    python -m bench.groups [--groups 64] [--clients 32] [--json OUT]
+    python -m bench.groups [--groups 64] [--json OUT]
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -40,17 +41,21 @@ def members(n_groups: int, tag: str) -> list[dict]:
 
 
 def run(url: str, items: list[dict], clients: int) -> dict:
-    def one(item: dict) -> tuple[str, float, float, bool]:
-        with httpx.Client(timeout=120) as c:  # a client per call: every member a request of its own
-            t = time.monotonic()
-            r = c.post(f"{url}/score", json={"items": [item]})
-            r.raise_for_status()
-            res = r.json()["results"][0]
-            return item["group_id"], t, time.monotonic(), res["details"]["group"]["complete"]
+    """Every member in flight at once, as veRL's asynchronous reward loop has them (a blocking
+    pool smaller than the members would hold requests that wait on members it has not sent)."""
+    async def all_at_once() -> list[tuple[str, float, float, bool]]:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(timeout=180, limits=limits) as c:
+            async def one(item: dict) -> tuple[str, float, float, bool]:
+                t = time.monotonic()
+                r = await c.post(f"{url}/score", json={"items": [item]})
+                r.raise_for_status()
+                res = r.json()["results"][0]
+                return item["group_id"], t, time.monotonic(), res["details"]["group"]["complete"]
+            return await asyncio.gather(*(one(i) for i in items))
 
     t0 = time.monotonic()
-    with ThreadPoolExecutor(clients) as ex:
-        out = list(ex.map(one, items))
+    out = asyncio.run(all_at_once())
     wall = time.monotonic() - t0
     spans: dict[str, list[float]] = {}
     for gid, start, end, _ in out:
@@ -62,6 +67,17 @@ def run(url: str, items: list[dict], clients: int) -> dict:
             "members_per_s": round(len(items) / wall, 1)}
 
 
+def run_one_by_one(url: str, items: list[dict]) -> dict:
+    """One group at a time, its members at once: the latency a group pays when the server is not
+    saturated."""
+    by_group: dict[str, list[dict]] = {}
+    for it in items:
+        by_group.setdefault(it["group_id"], []).append(it)
+    lat = sorted(run(url, members_, len(members_))["p50_s"] for members_ in by_group.values())
+    return {"groups": len(lat), "p50_s": round(statistics.median(lat), 4),
+            "p99_s": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 4)}
+
+
 def _metric(url: str, name: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=5).text
     return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
@@ -70,7 +86,7 @@ def _metric(url: str, name: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", type=int, default=64)
-    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--clients", type=int, default=1024, help="connections (every member is in flight at once)")
     ap.add_argument("--json")
     args = ap.parse_args()
     base = {"HARMO_CACHE": "off", "HARMO_GROUP_WAIT_S": "60", "HARMO_MATH_WORKERS": "1", "HARMO_LOG_LEVEL": "WARNING"}
@@ -80,6 +96,7 @@ def main() -> None:
     try:
         run(one.url, members(8, "warm"), args.clients)
         report["one_server"] = run(one.url, members(args.groups, "one"), args.clients)
+        report["one_server"]["one_group_at_a_time"] = run_one_by_one(one.url, members(32, "one-seq"))
     finally:
         one.stop()
     # three replicas sharing groups in Redis, behind a round-robin balancer
@@ -99,12 +116,16 @@ def main() -> None:
             joined = sum(a[1] - b[1] for a, b in zip(after, before))
             report["three_replicas"]["redis_round_trips_per_member"] = round(trips / joined, 2)
             report["three_replicas"]["members_per_replica"] = [int(a[1] - b[1]) for a, b in zip(after, before)]
+            report["three_replicas"]["one_group_at_a_time"] = run_one_by_one(lb.url, members(32, "three-seq"))
         finally:
             lb.stop()
             for r in replicas:
                 r.stop()
     report["p50_ratio"] = round(report["three_replicas"]["p50_s"] / report["one_server"]["p50_s"], 2)
     report["p99_ratio"] = round(report["three_replicas"]["p99_s"] / report["one_server"]["p99_s"], 2)
+    seq3, seq1 = report["three_replicas"]["one_group_at_a_time"], report["one_server"]["one_group_at_a_time"]
+    report["one_group_at_a_time_p50_ratio"] = round(seq3["p50_s"] / seq1["p50_s"], 2)
+    report["one_group_at_a_time_p99_ratio"] = round(seq3["p99_s"] / seq1["p99_s"], 2)
     print(json.dumps(report, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
