@@ -4,8 +4,9 @@ Needs only httpx and the contract (``harmo.protocol``, pydantic): a trainer or
 rollout environment installs ``harmo[trainer]`` without the server's dependencies.
 
 - Items go in batches of at most ``max_batch_items``; a GRPO group is never split across
-  batches, and a group always goes to the same server (a stable hash of its id), so that
-  servers assembling groups across requests see all of a group's members.
+  batches, and a group always goes to the same server URL (a stable hash of its id). Servers
+  sharing groups through Redis need no such routing (any replica serves any member); it only
+  means fewer members wait on others at another replica.
 - Connection errors, timeouts, 429, 502, 503 and 504 are retried with exponential backoff and
   full jitter, waiting at least what ``Retry-After`` asks; a request never outlives its
   deadline. Anything else (422, 413, ...) raises ``RewardRequestError`` with the server's message.
