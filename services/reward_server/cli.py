@@ -150,6 +150,15 @@ def score(args: argparse.Namespace) -> None:
             bar.update(len(batch))
 
 
+def audit(args: argparse.Namespace) -> None:
+    from . import audit as audit_
+
+    if not args.url:
+        settings = _settings(args.profiles)
+        _models_present_or_exit(settings, _load_profiles_or_exit(settings))
+    raise SystemExit(audit_.main(args.profile, args.url, args.json, args.profiles))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="reward-server", description="harmo reward server")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -166,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--profiles", help="reward profiles YAML")
     c.add_argument("--batch-size", type=int, default=512)
     c.set_defaults(func=score)
+    a = sub.add_parser("audit", help="reward-hacking probes against a profile; exit 1 if a must-not-pay probe is paid")
+    a.add_argument("--profile", help="profile name (default: the default profile)")
+    a.add_argument("--profiles", help="reward profiles YAML (in-process runs)")
+    a.add_argument("--url", help="audit a running server instead of an in-process pipeline")
+    a.add_argument("--json", action="store_true", help="print the rows as JSON")
+    a.set_defaults(func=audit)
     m = sub.add_parser("models", help="model weights on this node").add_subparsers(dest="models_cmd", required=True)
     pl = m.add_parser("pull", help="download (or copy from a mirror) and check the weights the profiles use")
     pl.add_argument("--profile", help="only the models this profile uses (default: every model in the file)")

@@ -19,6 +19,7 @@ from typing import Any
 
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
+from .hedges import HEDGE_WORDS, before_next_turn, degenerate
 
 # Confidence of each kind of verdict. Equivalence found by math-verify is trusted fully; a
 # "not equivalent" can be a missed equivalent form, so a hybrid profile may route it.
@@ -51,10 +52,54 @@ class MathPlan:
     extracted: str
 
 
+_UNIT_WORDS = re.compile(r"\s*(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?:\\(?:text|mbox|mathrm)\{\s*)?(?:[A-Za-z]+\.?)"
+                         r"(?:\s+[A-Za-z]+)?\s*\}?(?:\^\{?[23]\}?)?\s*")
+_MIXED = re.compile(r"\s*(?P<w>\d+)\s+(?P<n>\d+)\s*/\s*(?P<d>\d+)\s*")
+
+
+def gold_text(reference: str) -> str:
+    """A gold answer as math-verify can read it: an escaped dollar (``\\$18.90``, MATH's
+    currency) and a negative thin space (``32,\\!348``) are typesetting; a unit in words after a
+    number ("10 weeks", "10 cm^2") is not part of the value; a mixed number ("1 1/2") is a sum."""
+    ref = reference.replace("\\$", "").replace("\\!", "")
+    if (m := _UNIT_WORDS.fullmatch(ref)) is not None:
+        return m["n"]
+    if (m := _MIXED.fullmatch(ref)) is not None:
+        return f"{m['w']}+\\frac{{{m['n']}}}{{{m['d']}}}"
+    return ref
+
+
+_LEADING_NEGATION = re.compile(r"\s*(?:not\b|neither\b|never\b|no\s+longer\b|n['’]t\b|isn['’]t\b|is\s+not\b)",
+                               re.IGNORECASE)
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NEGATED_ANSWER = re.compile(r"answer\s+(?:is\s+not|isn['’]t|is\s+neither)\b", re.IGNORECASE)
+
+
+def _hedged(text: str, golds: list[str]) -> str | None:
+    """Why a stated (unboxed) answer is no answer: negated, or a choice between numbers where the
+    gold is one number ("3 or 4", "either 3 or 5"); else None."""
+    if _LEADING_NEGATION.match(text):
+        return "the answer is negated"
+    if HEDGE_WORDS.search(text) and all(simple_number(compact(g)) is not None for g in golds):
+        if len(set(_PLAIN_NUMBER.findall(text[:300]))) > 1:
+            return "names several numbers: a hedge is not an answer"
+    return None
+
+
 def plan_math(response: str, references: list[str]) -> MathPlan:
-    cand = final_answer(response)
+    cand = final_answer(before_next_turn(response))
     if cand.anchor == "none":
+        if degenerate(cand.text):
+            return MathPlan(Check.unparseable("a degenerate, repetitive response states no answer", CONF_UNPARSEABLE),
+                            None, "")
+        tail = cand.span[-300:]
+        last = re.split(r"(?<=[.!?])\s+|\n+", tail.strip())[-1] if tail.strip() else ""
+        why = "the answer is negated" if _NEGATED_ANSWER.search(tail) else _hedged(last, references)
+        if why:
+            return MathPlan(Check.unparseable(why, CONF_UNPARSEABLE), None, cand.text)
         return MathPlan(None, cand.span, cand.text)
+    if cand.anchor in ("answer_is", "answer_tag") and (why := _hedged(cand.text, references)):
+        return MathPlan(Check.unparseable(why, CONF_UNPARSEABLE), None, cand.text)
     c = compact(cand.text)
     golds = [compact(_unbox(r)) for r in references]
     if c and c in golds:
@@ -368,6 +413,7 @@ def to_check(result: dict, extracted_fallback: str) -> Check:
 
 
 VERIFIER = Verifier(
-    "math", None, NoOptions, 2, "math-verify equivalence of the final answer, in worker processes",
-    ("harmo.server.rewards.math", "harmo.server.rewards.warmup", "harmo.server.workers", *EXTRACT),
+    "math", None, NoOptions, 3, "math-verify equivalence of the final answer, in worker processes",
+    ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.warmup", "harmo.server.workers",
+     *EXTRACT),
     ("math-verify", "sympy", "latex2sympy2_extended", "antlr4-python3-runtime"))

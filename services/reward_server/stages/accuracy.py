@@ -12,7 +12,7 @@ from typing import Any
 
 from ..cache import code_version, make_key
 from ..rewards.base import Check
-from ..rewards.math import plan_math, to_check
+from ..rewards.math import gold_text, plan_math, to_check
 from ..rewards.registry import VERIFIERS
 from ..workers import GroupJob
 from .base import Item, Stage
@@ -93,6 +93,7 @@ class AccuracyStage(Stage):
                     "reference_too_long", f"references of {size} characters; the limit is {limit}"))
                 continue
             if it.task == "math":
+                refs = [gold_text(r) for r in refs]
                 plan = plan_math(it.item.response, refs)
                 it.math_extracted = plan.extracted
                 if plan.check is not None:

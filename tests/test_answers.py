@@ -1,0 +1,139 @@
+"""Numbers and math answers as models write them, in our own words: hedges, negations,
+refusals, invented follow-up questions and non-answers are never paid; golds written with
+typesetting (escaped dollars, thin spaces), units in words and mixed numbers are read as values.
+``(response, gold, paid)``; ``None``: no answer (typed ``unparseable``)."""
+from __future__ import annotations
+
+import pytest
+
+from harmo.server.rewards.numeric import CONF_FALLBACK, number_match
+from tests.conftest import score
+
+NUMBER_CASES = [
+    # explicit statements
+    ("The answer is 12.", "12", True),
+    ("Answer: 12", "12", True),
+    ("<answer>12</answer>", "12", True),
+    ("\\boxed{12}", "12", True),
+    ("The answer is 1,234.", "1234", True),
+    ("The answer is $45.", "45", True),
+    ("The answer is 7%", "7", True),
+    ("The answer is 7%", "0.07", True),
+    ("The answer is 12 apples for 3 people.", "12", True),
+    ("The answer is -3.5", "-3.5", True),
+    ("Final answer: 0", "0", True),
+    ("<answer>4.40</answer>", "4.4", True),
+    ("The answer is 13.", "12", False),
+    ("Answer: 3", "12", False),
+    ("<answer>1578</answer> and 2968 Elo was the other one", "1578", True),
+    # hedges, negations, refusals: no answer
+    ("The answer is not 3.", "3", None),
+    ("The answer is 3 or 4.", "3", None),
+    ("Answer: either 3 or 5", "5", None),
+    ("neither 3 nor 4", "3", None),
+    ("The answer isn't 3.", "3", None),
+    ("Answer: 3 or maybe 4", "4", None),
+    ("The answer is between 3 and 5.", "3", None),
+    ("I cannot determine the value of f(0).", "0", None),
+    ("The value cannot be determined from the chart.", "0", None),
+    ("I can't help with that.", "0", None),
+    ("The information is not provided.", "3", None),
+    ("Answer: unknown", "0", None),
+    ("<answer></answer>", "0", None),
+    ("", "0", None),
+    ("Looking at F3 in the table, hmm.", "3", None),
+    ("It could be 3, or perhaps 8.", "3", None),
+    # no statement: the final sentence alone, low confidence
+    ("We count them one by one.\nThere are 5 apples.", "5", True),
+    ("Adding up the bars gives the total. It is 42.", "42", True),
+    ("there are two objects left", "2", True),
+    ("So the count is seven.", "7", True),
+    ("First 3, then 4, then 9 more; I lost track.", "9", None),
+    ("The chart shows 2019, 2020 and 2021.", "2021", None),
+    ("Step 1: 40 + 2 = 42.\nStep 2: subtract the 10 broken ones.", "42", None),
+    ("There are 12 marbles.\nWhat about the blue ones? Probably fewer.", "12", None),
+    # an invented next turn after the answer: the first answer counts
+    ("The answer is 5.\n\nQuestion: What is 2 + 2?\nAnswer: 4", "5", True),
+    ("The answer is 5.\n\nQuestion: What is 2 + 2?\nAnswer: 4", "4", False),
+    ("x = 5.\n\nFollow-up question: what is x + 1?\nThe answer is 6.", "5", True),
+    ("\\boxed{8}\n\nHuman: thanks! now 3 * 3?\n\\boxed{9}", "8", True),
+    ("Let me restate.\nQuestion: how many?\nThe answer is 6.", "6", True),
+    ("**Answer:** 6\n\nQ: and doubled?\nA: 12", "6", True),
+]
+
+
+@pytest.mark.parametrize("response, gold, paid", NUMBER_CASES, ids=[f"{i}:{c[0][:30]!r}" for i, c in enumerate(NUMBER_CASES)])
+def test_number(response, gold, paid):
+    c = number_match(response, [gold])
+    if paid is None:
+        assert c.score == 0.0 and c.verdict == "incorrect" and c.error and c.error[0] == "unparseable", c
+    else:
+        assert (c.verdict == "correct") is paid, c
+
+
+def test_number_without_a_statement_has_low_confidence():
+    assert number_match("There are 5 apples.", ["5"]).confidence == CONF_FALLBACK
+    assert number_match("The answer is 5.", ["5"]).confidence == 1.0
+
+
+MATH_CASES = [
+    # golds as MATH writes them
+    ("\\boxed{18.90}", "\\$18.90", True),
+    ("\\boxed{32348}", "\\$32,\\!348", True),
+    ("\\boxed{32,348}", "\\$32,\\!348", True),
+    ("\\boxed{36}", "\\$36", True),
+    ("\\boxed{35}", "\\$36", False),
+    ("\\boxed{10}", "10 weeks", True),
+    ("\\boxed{10}", "10 \\text{ cm}^2", True),
+    ("\\boxed{11}", "10 weeks", False),
+    ("\\boxed{1.5}", "1 1/2", True),
+    ("\\boxed{\\frac{3}{2}}", "1 1/2", True),
+    ("\\boxed{2.5}", "1 1/2", False),
+    # hedges and negations in prose are no answer; the boxed forms already were
+    ("The answer is not 3.", "3", None),
+    ("The answer is 3 or 4.", "3", None),
+    ("The answer is 3 or 4.", "4", None),
+    ("So it is either 3 or 5", "5", None),
+    ("neither 3 nor 4", "3", None),
+    ("The answer isn't 3.", "3", None),
+    ("Answer: not 7", "7", None),
+    ("The answer is 3, or possibly 4.", "3", None),
+    ("\\boxed{3 \\text{ or } 4}", "3", False),
+    # equations with several roots are not hedges
+    ("The solutions are \\boxed{2, 3}.", "2, 3", True),
+    ("The answer is \\boxed{2} or \\boxed{3}.", "2, 3", True),
+    # invented follow-ups
+    ("The answer is \\boxed{5}.\n\nQuestion: what is 2 + 2?\n\\boxed{4}", "5", True),
+    ("The answer is \\boxed{5}.\n\nQuestion: what is 2 + 2?\n\\boxed{4}", "4", False),
+    # plain answers stay paid
+    ("The answer is 3.", "3", True),
+    ("\\boxed{3}", "3", True),
+    ("So we get $\\frac{1}{2}$.", "\\frac{1}{2}", True),
+    ("The answer is $x^2 + 1$.", "x^2+1", True),
+    ("<answer>\\boxed{-4}</answer>", "-4", True),
+    ("Therefore the answer is 0.5", "\\frac{1}{2}", True),
+    ("Final answer: 12", "12", True),
+    ("The answer is 13.", "12", False),
+    ("\\boxed{\\sqrt{2}}", "\\sqrt{2}", True),
+    ("The total is \\boxed{100}.", "100", True),
+    ("Thus $\\boxed{(1, 2)}$.", "(1,2)", True),
+    ("\\boxed{2\\pi}", "2\\pi", True),
+    ("The answer: 45^\\circ", "45", True),
+    ("The answer is 15\\%.", "15", True),
+    ("\\boxed{7}", "7", True),
+    ("We conclude the answer is 9, not 8.", "9", True),
+    ("It's 6 because 2 * 3 = 6. The answer is 6.", "6", True),
+]
+
+
+@pytest.mark.parametrize("response, gold, paid", MATH_CASES, ids=[f"{i}:{c[0][:30]!r}" for i, c in enumerate(MATH_CASES)])
+def test_math(pipeline, response, gold, paid):
+    [r] = score(pipeline, [{"response": response, "reference": gold, "task": "math"}], "accuracy_only").results
+    if paid is None:
+        assert r.accuracy.verdict == "incorrect" and [e.code for e in r.errors] == ["unparseable"], r
+    else:
+        assert (r.accuracy.verdict == "correct") is paid, r
+
+
+def test_there_are_enough_cases():
+    assert len(NUMBER_CASES) + len(MATH_CASES) >= 80

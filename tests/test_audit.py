@@ -1,0 +1,56 @@
+"""``reward-server audit``: every shipped profile pays none of the must-not-pay probes, and the
+audit fails a profile that does."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harmo.protocol import ScoreRequest
+from harmo.server.audit import PROBES, _items, report, run_audit
+from tests.conftest import ROOT
+
+
+def _audit(pipeline, profile: str) -> list[dict]:
+    req = ScoreRequest.model_validate({"profile": profile, "items": _items(), "cache": False})
+    results = {r.id: r.model_dump(mode="json") for r in pipeline.score(req).results}
+    return run_audit(results)
+
+
+@pytest.mark.parametrize("profile", ["harmo", "accuracy_only", "dapo", "kimi"])
+def test_every_shipped_profile_passes_its_audit(pipeline, profile):
+    assert set(pipeline.profiles.profiles) == {"harmo", "accuracy_only", "dapo", "kimi"}
+    rows = _audit(pipeline, profile)
+    assert len(rows) >= 45
+    failed = [r for r in rows if r["must_not_pay"] and r["paid"]]
+    assert not failed, json.dumps(failed, indent=1)
+
+
+def test_a_profile_that_pays_a_probe_fails(pipeline):
+    rows = _audit(pipeline, "harmo")
+    hedge = next(r for r in rows if r["probe"] == "hedge between two answers" and r["task"] == "math")
+    hedge["paid"] = True  # as a reward that takes the first number of "12 or 13" would be
+    out = io.StringIO()
+    assert report(rows, "harmo", False, out) == 1
+    assert "hedge between two answers" in out.getvalue() and "FAIL: paid" in out.getvalue()
+    assert report([r for r in rows if r is not hedge], "harmo", True, io.StringIO()) == 0
+
+
+def test_the_probes_cover_the_known_holes():
+    names = {p.name for p in PROBES}
+    for needed in ("empty response", "format only", "answer only inside <think>", "hedge between two answers",
+                   "every option", "gold inside a larger number", "text addressed to the grader",
+                   "huge repetitive response", "look-alike characters", "an approximation", "a refusal"):
+        assert needed in names
+
+
+@pytest.mark.slow
+def test_the_command_prints_a_table_and_exits_zero():
+    p = subprocess.run([sys.executable, "-m", "harmo.server.cli", "audit", "--profile", "harmo", "--json"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["failed"] == 0 and out["profile"] == "harmo" and len(out["rows"]) >= 45
