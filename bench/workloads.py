@@ -94,6 +94,41 @@ def math_groups(n_groups: int, seed: int = 0) -> list[list[dict]]:
     return groups
 
 
+def prose_groups(n_groups: int, seed: int = 0) -> list[list[dict]]:
+    """Math items as models write them on word problems: answers stated in prose without a box,
+    refusals, long chains of thought full of intermediate numbers, invented follow-up questions,
+    options echoed back; integer golds (the common case of such benchmarks)."""
+    rng = random.Random(seed)
+    groups = []
+    for g in range(n_groups):
+        gold = rng.randint(2, 999)
+        pool = [gold, gold, gold + rng.randint(1, 9)]
+        items = []
+        for i in range(GROUP):
+            ans = rng.choice(pool)
+            steps = " ".join(f"Step {k}: {a} + {b} = {a + b}, and {a + b} times 2 is {2 * (a + b)}." for k, (a, b) in
+                             enumerate((rng.randint(2, 99), rng.randint(2, 99)) for _ in range(rng.randint(8, 30))))
+            style = rng.random()
+            if style < 0.35:
+                response = f"{steps} So there are {ans} marbles in the jar."
+            elif style < 0.55:
+                response = f"{steps} Therefore, the total number of apples is {ans}."
+            elif style < 0.65:
+                response = "I cannot determine the answer from the information given in the figure."
+            elif style < 0.8:
+                response = f"{steps} The answer is {ans}.\n\nQuestion: what is 2 + 3?\nThe answer is 5."
+            elif style < 0.9:
+                opts = sorted({ans, ans + 2, ans + 4, ans + 6})
+                response = " ".join(f"({'ABCD'[k]}) {o}" for k, o in enumerate(opts)) + f"\n{steps} It is {ans}."
+            else:
+                response = f"{steps} Thus the answer is $\\boxed{{{ans}}}$."
+            truth = ans == gold and not 0.55 <= style < 0.65  # what a careful grader says
+            items.append({"id": f"p{g}-{i}", "group_id": f"p{g}", "task": "math", "response": response,
+                          "reference": str(gold), "metadata": {"truth": truth}})
+        groups.append(items)
+    return groups
+
+
 def choice_groups(n_groups: int, seed: int = 0) -> list[list[dict]]:
     rng = random.Random(seed)
     groups = []

@@ -72,6 +72,7 @@ def gold_text(reference: str) -> str:
 _LEADING_NEGATION = re.compile(r"\s*(?:not\b|neither\b|never\b|no\s+longer\b|n['’]t\b|isn['’]t\b|is\s+not\b)",
                                re.IGNORECASE)
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_PROSE_NUMBER = re.compile(r"(?<![\w.,/^])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w/^%]|[.,]\d)")
 _NEGATED_ANSWER = re.compile(r"answer\s+(?:is\s+not|isn['’]t|is\s+neither)\b", re.IGNORECASE)
 
 
@@ -97,6 +98,14 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
         why = "the answer is negated" if _NEGATED_ANSWER.search(tail) else _hedged(last, references)
         if why:
             return MathPlan(Check.unparseable(why, CONF_UNPARSEABLE), None, cand.text)
+        # A final sentence in prose with one plain number ("So there are 12 marbles."): the
+        # number math-verify would take, compared exactly here when the gold is a plain number too.
+        nums = _PROSE_NUMBER.findall(last)
+        if len(nums) == 1 and not _LATEX_LIKE.search(last) and "$" not in last:
+            decided = _decide_simple(compact(nums[0]), [compact(_unbox(r)) for r in references])
+            if decided is not None:
+                conf = CONF_EQUIVALENT if decided else CONF_NOT_EQUIVALENT
+                return MathPlan(Check.binary(decided, nums[0], conf), None, nums[0])
         return MathPlan(None, cand.span, cand.text)
     if cand.anchor in ("answer_is", "answer_tag") and (why := _hedged(cand.text, references)):
         return MathPlan(Check.unparseable(why, CONF_UNPARSEABLE), None, cand.text)
@@ -248,6 +257,7 @@ def _unbox(s: str) -> str:
 # Worker side
 # ---------------------------------------------------------------------------------------
 _WORD = re.compile(r"(?<!\\)\b[A-Za-z]{2,}")
+_PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}\b(?!\s*[({^_])")  # a word, not a command or function
 _RELATION = re.compile(r"[<>≤≥≠]|\\(?:le|ge|leq|geq|neq|ne|approx|lt|gt|sim|equiv)(?![a-z])")
 _LATEX_LIKE = re.compile(r"[\\^_{}()\[\]]")
 _SEPARATORS = re.compile(r"[\s,.]")  # thousands and decimal separators math-verify normalises
@@ -301,6 +311,10 @@ class MathJudge:
         fast = integer_sequence(source)
         if fast is not None:
             return fast
+        if len(_PROSE_WORD.findall(source)) >= 3:
+            # Prose ("so the value of f(0) is 3"): read as math-verify reads text. Wrapped as
+            # LaTeX it costs 50-100x more and reads nonsense ("\\infty" from "information").
+            return self._parse(source, parsing_timeout=None)
         as_latex = f"${source.strip().rstrip('.')}$"
         if _LATEX_LIKE.search(source):
             parsed = self._parse(as_latex, parsing_timeout=None)
