@@ -582,7 +582,7 @@ class GroupAssembler:
         with self._lock:
             tickets = self._waiting.pop(slot, [])
             compute = self._computes.pop(slot, None)
-            self._deadlines.pop(slot, None)
+            deadline = self._deadlines.pop(slot, None)
             metrics.GROUPS_OPEN.set(len(self._waiting))
         if not tickets:
             return
@@ -593,11 +593,13 @@ class GroupAssembler:
         except Exception:  # noqa: BLE001 - put them back: the poll tries again
             log.exception("group %s: reading its parts failed", key[2])
             snap = None
-        if snap is None or compute is None:
+        if snap is None or compute is None:  # not stored yet (or not readable): they wait on
             with self._lock:
                 self._waiting[slot].extend(tickets)
                 if compute is not None:
                     self._computes[slot] = compute
+                if deadline is not None:
+                    self._deadlines[slot] = deadline
             return
         for t in tickets:
             with self._lock:
