@@ -89,6 +89,9 @@ MATH_CASES = [
     ("\\boxed{1.5}", "1 1/2", True),
     ("\\boxed{\\frac{3}{2}}", "1 1/2", True),
     ("\\boxed{2.5}", "1 1/2", False),
+    ("\\boxed{\\{-2021, 2021\\}}", "\\pm 2021", True),
+    ("\\boxed{2, -2}", "\\pm 2", True),
+    ("\\boxed{2}", "\\pm 2", False),
     # hedges and negations in prose are no answer; the boxed forms already were
     ("The answer is not 3.", "3", None),
     ("The answer is 3 or 4.", "3", None),
@@ -102,6 +105,9 @@ MATH_CASES = [
     # equations with several roots are not hedges
     ("The solutions are \\boxed{2, 3}.", "2, 3", True),
     ("The answer is \\boxed{2} or \\boxed{3}.", "2, 3", True),
+    # a multi-part answer: its boxes, joined by their part labels
+    ("\\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b)", "(3,3), (1,1)", True),
+    ("\\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b)", "(1,1)", False),
     # invented follow-ups
     ("The answer is \\boxed{5}.\n\nQuestion: what is 2 + 2?\n\\boxed{4}", "5", True),
     ("The answer is \\boxed{5}.\n\nQuestion: what is 2 + 2?\n\\boxed{4}", "4", False),

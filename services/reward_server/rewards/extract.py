@@ -12,8 +12,10 @@ _ANSWER_IS = re.compile(
 )
 _BOLD = re.compile(r"\*\*([^*\n]+)\*\*")
 # What may stand between the boxes of one answer: "\boxed{-2} \quad \text{and} \quad \boxed{1}".
+# Also the labels of a multi-part answer: "\boxed{(3,3)} for part (a) and \boxed{(1,1)}".
 _BOX_SEPARATOR = re.compile(
-    r"(?:\s|[,;$]|\\quad|\\qquad|\\[,;]|\\\[|\\\]|\\text\{\s*(?:and|or)\s*\}|\band\b|\bor\b)*"
+    r"(?:\s|[,;$]|\\quad|\\qquad|\\[,;]|\\\[|\\\]|\\text\{\s*(?:and|or)\s*\}|\band\b|\bor\b"
+    r"|\b(?:for|in)\s+(?:(?:part|case|question)\s*)?\(?[a-z0-9]{1,3}\)?(?![\w(]))*"
 )
 
 

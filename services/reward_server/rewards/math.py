@@ -54,6 +54,8 @@ class MathPlan:
 
 _UNIT_WORDS = re.compile(r"\s*(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?:\\(?:text|mbox|mathrm)\{\s*)?(?:[A-Za-z]+\.?)"
                          r"(?:\s+[A-Za-z]+)?\s*\}?(?:\^\{?[23]\}?)?\s*")
+_SIGNED_PAIR = re.compile(r"\s*-(?P<x>.+?),\s*(?P=x)\s*")
+_PM_GOLD = re.compile(r"\s*\$?\s*(?:\\pm|±)\s*(?P<x>[^,;=]+?)\s*\$?\s*")
 _MIXED = re.compile(r"\s*(?P<w>\d+)\s+(?P<n>\d+)\s*/\s*(?P<d>\d+)\s*")
 
 
@@ -66,6 +68,8 @@ def gold_text(reference: str) -> str:
         return m["n"]
     if (m := _MIXED.fullmatch(ref)) is not None:
         return f"{m['w']}+\\frac{{{m['n']}}}{{{m['d']}}}"
+    if (m := _PM_GOLD.fullmatch(ref)) is not None:  # "\\pm 2021" is the set of both signs
+        return f"-{m['x']}, {m['x']}"
     return ref
 
 
@@ -392,7 +396,8 @@ class MathJudge:
     @staticmethod
     def _false_positive(ref: str, gold: list, source: str, pred: list) -> str | None:
         """Why an equivalence math-verify reported is not one, or None."""
-        if bool(_PLUS_MINUS.search(ref)) != bool(_PLUS_MINUS.search(source)):
+        # a gold "\\pm x" reaches here as "-x, x" (gold_text): it still stands for both signs
+        if not _SIGNED_PAIR.fullmatch(ref) and bool(_PLUS_MINUS.search(ref)) != bool(_PLUS_MINUS.search(source)):
             return "plus_minus"
         import sympy
 

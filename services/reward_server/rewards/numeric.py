@@ -161,5 +161,5 @@ class ChartOptions(NoOptions):
 
 NUMBER = Verifier("number", number_match, NumberOptions, 4, "a number within a relative tolerance",
                   ("harmo.server.rewards.numeric", "harmo.server.rewards.hedges", *EXTRACT))
-CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 3, "ChartQA relaxed accuracy (5% relative error)",
+CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 4, "ChartQA relaxed accuracy (5% relative error)",
                  ("harmo.server.rewards.numeric", *EXTRACT))

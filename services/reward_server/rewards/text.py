@@ -145,9 +145,9 @@ class OcrOptions(NoOptions):
 
 
 _TEXT_SOURCES = ("harmo.server.rewards.text", *EXTRACT)
-OCR = Verifier("ocr", anls, OcrOptions, 2, "ANLS with threshold, max over references (DocVQA)", _TEXT_SOURCES,
+OCR = Verifier("ocr", anls, OcrOptions, 3, "ANLS with threshold, max over references (DocVQA)", _TEXT_SOURCES,
                ("rapidfuzz",))
-VQA = Verifier("vqa", vqa_accuracy, NoOptions, 2, "VQAv2 soft accuracy with the VQA answer normalisation",
+VQA = Verifier("vqa", vqa_accuracy, NoOptions, 3, "VQAv2 soft accuracy with the VQA answer normalisation",
                _TEXT_SOURCES)
-TEXT = Verifier("text", exact_match, NoOptions, 2, "normalised exact match (a miss against a phrase is unsure)",
+TEXT = Verifier("text", exact_match, NoOptions, 3, "normalised exact match (a miss against a phrase is unsure)",
                 _TEXT_SOURCES)
