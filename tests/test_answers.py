@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from harmo.server.rewards.numeric import CONF_FALLBACK, number_match
+from harmo.server.rewards.text import exact_match
 from tests.conftest import score
 
 NUMBER_CASES = [
@@ -139,6 +140,30 @@ def test_math(pipeline, response, gold, paid):
         assert r.accuracy.verdict == "incorrect" and [e.code for e in r.errors] == ["unparseable"], r
     else:
         assert (r.accuracy.verdict == "correct") is paid, r
+
+
+YES_NO_CASES = [
+    ("No.", "No", True),
+    ("Yes, it is the roughest of them.", "Yes", True),
+    ("Yes, it is.", "No", False),
+    ("Looking at the chart, the answer is no.", "No", True),
+    ("<answer>yes</answer>", "Yes", True),
+    ("After comparing the textures: no", "No", True),
+    # a sentence that says neither is not read as either: unsure, for the profile's model
+    ("Bubblegum is not the roughest.", "No", None),
+    ("I think so, no doubt.", "Yes", None),
+    ("Yes or no? Hard to say.", "Yes", None),
+    ("It depends on the lighting.", "No", None),
+]
+
+
+@pytest.mark.parametrize("response, gold, paid", YES_NO_CASES)
+def test_yes_no_questions(response, gold, paid):
+    c = exact_match(response, [gold])
+    if paid is None:
+        assert c.score == 0.0 and c.error[0] == "unparseable" and c.confidence < 1.0, c
+    else:
+        assert (c.verdict == "correct") is paid and c.confidence == 1.0, c
 
 
 def test_there_are_enough_cases():

@@ -9,6 +9,7 @@ from rapidfuzz.distance import Levenshtein
 
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
+from .hedges import before_next_turn
 
 _ARTICLES_EN = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
@@ -31,13 +32,31 @@ def exact_match(response: str, references: list[str], **_: object) -> Check:
     """Normalised exact match. A match is certain; so is a miss against a short answer ("Paris",
     "two dogs"); a miss against a phrase is reported unsure, so that a hybrid profile can hand it
     to a model (``accuracy.min_confidence``)."""
-    cand = final_answer(response)
+    cand = final_answer(before_next_turn(response))
     pred = normalize_text(cand.text)
     golds = [normalize_text(r) for r in references]
     if pred in golds:
         return Check.binary(True, cand.text)
+    if golds and set(golds) <= {"yes", "no"}:
+        return _yes_no(cand.text, golds)
     phrase = any(len(g.split()) >= PHRASE_WORDS for g in golds)
     return Check.binary(False, cand.text, CONF_PHRASE_MISS if phrase else 1.0)
+
+
+_YES_NO = re.compile(r"^\W*(yes|no)\b|\banswer\s*(?:is|:)\s*\W*(yes|no)\b|\b(yes|no)\W*$", re.IGNORECASE)
+
+
+def _yes_no(text: str, golds: list[str]) -> Check:
+    """A yes/no question answered in words: "Yes, because ...", "... the answer is no", "No.".
+    A sentence that says neither ("Bubblegum is not the roughest") is not read as one: the rule
+    cannot tell, so it is unsure and a hybrid profile hands it to its model, never a guess."""
+    last = re.split(r"(?<=[.!?])\s+|\n+", text.strip())[-1] if text.strip() else ""
+    said = {w.lower() for m in _YES_NO.finditer(last) for w in m.groups() if w}
+    said |= {w.lower() for m in _YES_NO.finditer(text.strip()[:200]) for w in m.groups()[:1] if w}
+    if len(said) != 1 or re.search(r"\b(?:yes\s*(?:or|/)\s*no|no\s*(?:or|/)\s*yes)\b", text, re.IGNORECASE):
+        return Check.unparseable("a yes/no question answered without a clear yes or no", CONF_PHRASE_MISS)
+    (word,) = said
+    return Check.binary(word in golds, word)
 
 
 def anls(response: str, references: list[str], *, threshold: float = 0.5, **_: object) -> Check:
@@ -144,7 +163,7 @@ class OcrOptions(NoOptions):
     threshold: float = Field(0.5, gt=0, le=1, description="ANLS: normalised distance at which the score drops to 0")
 
 
-_TEXT_SOURCES = ("harmo.server.rewards.text", *EXTRACT)
+_TEXT_SOURCES = ("harmo.server.rewards.text", "harmo.server.rewards.hedges", *EXTRACT)
 OCR = Verifier("ocr", anls, OcrOptions, 3, "ANLS with threshold, max over references (DocVQA)", _TEXT_SOURCES,
                ("rapidfuzz",))
 VQA = Verifier("vqa", vqa_accuracy, NoOptions, 3, "VQAv2 soft accuracy with the VQA answer normalisation",
