@@ -106,6 +106,10 @@ MATH_CASES = [
     # equations with several roots are not hedges
     ("The solutions are \\boxed{2, 3}.", "2, 3", True),
     ("The answer is \\boxed{2} or \\boxed{3}.", "2, 3", True),
+    # times of day
+    ("\\boxed{20:34:00}", "20:34", True),
+    ("The answer is 8:34 pm.", "20:34", True),
+    ("\\boxed{20:35}", "20:34", False),
     # a multi-part answer: its boxes, joined by their part labels
     ("\\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b)", "(3,3), (1,1)", True),
     ("\\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b)", "(1,1)", False),

@@ -59,6 +59,24 @@ _PM_GOLD = re.compile(r"\s*\$?\s*(?:\\pm|±)\s*(?P<x>[^,;=]+?)\s*\$?\s*")
 _MIXED = re.compile(r"\s*(?P<w>\d+)\s+(?P<n>\d+)\s*/\s*(?P<d>\d+)\s*")
 
 
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\\?[,;]?\\text\{\s*)?(am|pm|a\.m\.|p\.m\.)?\}?",
+                    re.IGNORECASE)
+
+
+def _clock(s: str) -> tuple[int, int, int] | None:
+    """A time of day as (hours, minutes, seconds) on a 24-hour clock, or None."""
+    m = _CLOCK.fullmatch(s)
+    if m is None:
+        return None
+    h, mi, sec = int(m[1]), int(m[2]), int(m[3] or 0)
+    half = (m[4] or "").lower().replace(".", "")
+    if half == "pm" and h < 12:
+        h += 12
+    elif half == "am" and h == 12:
+        h = 0
+    return (h, mi, sec) if h < 24 and mi < 60 and sec < 60 else None
+
+
 def gold_text(reference: str) -> str:
     """A gold answer as math-verify can read it: an escaped dollar (``\\$18.90``, MATH's
     currency) and a negative thin space (``32,\\!348``) are typesetting; a unit in words after a
@@ -117,6 +135,10 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
     golds = [compact(_unbox(r)) for r in references]
     if c and c in golds:
         return MathPlan(Check.binary(True, cand.text, CONF_EQUIVALENT), None, cand.text)
+    clock, gold_clocks = _clock(c), [_clock(g) for g in golds]
+    if clock is not None and None not in gold_clocks:  # times of day: 20:34 is 20:34:00
+        ok = clock in gold_clocks
+        return MathPlan(Check.binary(ok, cand.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None, cand.text)
     decided = _decide_simple(c, golds)
     if decided is not None:
         conf = CONF_EQUIVALENT if decided else CONF_NOT_EQUIVALENT
