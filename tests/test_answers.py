@@ -44,6 +44,8 @@ NUMBER_CASES = [
     ("", "0", None),
     ("Looking at F3 in the table, hmm.", "3", None),
     ("It could be 3, or perhaps 8.", "3", None),
+    ("The best rating was **1578**, far below the 2968 Elo of the champion.", "1578", True),
+    ("The best rating was **1578**, far below the 2968 Elo of the champion.", "2968", False),
     # no statement: the final sentence alone, low confidence
     ("We count them one by one.\nThere are 5 apples.", "5", True),
     ("Adding up the bars gives the total. It is 42.", "42", True),

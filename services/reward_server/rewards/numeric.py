@@ -48,6 +48,7 @@ _NUMBER_WORDS = {w: float(i) for i, w in enumerate(
                                                      "seventy": 70.0, "eighty": 80.0, "ninety": 90.0,
                                                      "hundred": 100.0, "thousand": 1000.0}
 _WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_BOLD_NUMBER = re.compile(r"\*\*\s*([-+]?\d[\d,]*(?:\.\d+)?\s*%?)\s*\*\*")
 _GLUED = re.compile(r"[A-Za-z_]$")  # "F3", "x2": part of a name, not a number
 
 
@@ -83,11 +84,17 @@ def read_number(response: str) -> NumberReading:
     """The number an answer states: the explicit statement (tag, box, "the answer is"), or else
     the one number of the final sentence (low confidence); never a hedge, a negated number or a
     refusal."""
-    cand = final_answer(before_next_turn(response))
+    response = before_next_turn(response)
+    cand = final_answer(response)
     stmt = cand.text.strip()
     if cand.anchor == "none":
         if degenerate(stmt):
             return NumberReading(None, frozenset(), "a degenerate, repetitive response states no answer")
+        bold = None
+        for bold in _BOLD_NUMBER.finditer(response[-20_000:]):  # noqa: B007 - the last one
+            pass
+        if bold is not None:  # a number set in bold on its own ("**1578**") is the stated answer
+            return NumberReading(bold.group(1), _values(bold.group(1)), "a number in bold", CONF_FALLBACK)
         lines = [ln for ln in stmt[-2000:].splitlines() if ln.strip()]
         pieces = [p for p in re.split(r"(?<=[.!?])\s+(?=\D)", lines[-1]) if p.strip()] if lines else []
         stmt = pieces[-1] if pieces else ""
