@@ -54,3 +54,25 @@ def test_the_command_prints_a_table_and_exits_zero():
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     out = json.loads(p.stdout)
     assert out["failed"] == 0 and out["profile"] == "harmo" and len(out["rows"]) >= 45
+
+
+def test_the_gpu_profiles_pay_no_probe_whatever_their_model_says(tmp_path, monkeypatch, pipeline):
+    """profiles-gpu.yaml blends unsure rule verdicts with its reward model. Here a tiny, randomly
+    initialised model stands in for Skywork-VL-Reward-7B (same layout and loading code): its scores
+    are arbitrary, so a must-not-pay probe passes only if the rules are sure of it, never handing
+    a non-answer to the model."""
+    import shutil
+
+    from devtools.models import tiny_qwen25vl_rm
+    from harmo.server.pipeline import ScoringPipeline
+    from harmo.server.profiles import ProfileSet
+    from harmo.server.settings import Settings
+
+    shutil.copytree(tiny_qwen25vl_rm(), tmp_path / "Skywork/Skywork-VL-Reward-7B")
+    monkeypatch.setenv("HARMO_MODEL_DIR", str(tmp_path))
+    gpu = ROOT / "services/reward_server/profiles-gpu.yaml"
+    with ScoringPipeline(Settings(model_device="cpu"), ProfileSet.load(gpu), rule_pool=pipeline.rule_pool) as p:
+        for profile in sorted(p.profiles.profiles):
+            rows = _audit(p, profile)
+            failed = [r for r in rows if r["must_not_pay"] and r["paid"]]
+            assert not failed, (profile, json.dumps(failed, indent=1))

@@ -16,7 +16,9 @@
    "d."), a letter leading it ("B. green", "option b"), a letter or an option's text after its
    last comma or colon ("..., C."), or the one option text it contains. Lists of the options
    echoed back and refusals are no answer. Such a reading has low confidence
-   (``CONF_FALLBACK``): a hybrid profile can route the item to its model.
+   (``CONF_FALLBACK``), and so does prose the rules cannot read: a hybrid profile routes the item
+   to its model. A non-answer the rules do see (a hedge, a refusal, an invalid letter, nothing
+   after ``</think>``) is certain: no model can turn it into a reward.
 
 Unlike MMMU's parser, an answer that names no option is never replaced by a random choice: it
 scores 0 (verdict ``incorrect``) with a typed ``unparseable`` error saying why.
@@ -220,7 +222,7 @@ def _fallback(response: str, choices: list[str] | None) -> Reading:
     think_end = response.lower().rfind("</think>")
     body = before_next_turn(response[think_end + len("</think>"):] if think_end >= 0 else response).strip()
     if not body or degenerate(body):
-        return Reading(None, "the response states no answer")
+        return Reading(None, "the response states no answer" if not body else "a degenerate, repetitive response")
     tail = body[-2000:]
     listed = {(m.group(1) or m.group(2)).upper() for m in _LIST_LINE.finditer(tail)}
     listed |= {m.group(1).upper() for m in re.finditer(r"\(([A-Za-z])\)\s*\w", tail)}
@@ -258,7 +260,8 @@ def _fallback(response: str, choices: list[str] | None) -> Reading:
         chosen, _ = _options_in(final, choices)
         if len(chosen) == 1:
             return Reading(chosen[0], "the one option the final sentence names", CONF_FALLBACK)
-    return Reading(None, "the response states no answer")
+    # Prose the rules cannot read: unsure, so that a hybrid profile's model reads it.
+    return Reading(None, "the response states no answer the rules can read", CONF_FALLBACK)
 
 
 def read_choice(response: str, choices: list[str] | None) -> Reading:
@@ -292,9 +295,8 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     if not golds:
         return Check(0.0, "error", 0.0, None, ("bad_reference", f"reference {references!r} names no option"))
     reading = read_choice(response, choices)
-    if reading.letter is None:
-        return Check(0.0, "incorrect", reading.confidence if reading.confidence < 1 else 0.6, None,
-                     ("unparseable", reading.reason))
+    if reading.letter is None:  # sure where the rules see a non-answer (a hedge, a refusal, ...)
+        return Check(0.0, "incorrect", reading.confidence, None, ("unparseable", reading.reason))
     return Check.binary(reading.letter in golds, reading.letter, reading.confidence)
 
 

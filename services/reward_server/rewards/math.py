@@ -19,7 +19,7 @@ from typing import Any
 
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
-from .hedges import HEDGE_WORDS, before_next_turn, degenerate
+from .hedges import HEDGE_WORDS, before_next_turn, degenerate, is_refusal
 
 # Confidence of each kind of verdict. Equivalence found by math-verify is trusted fully; a
 # "not equivalent" can be a missed equivalent form, so a hybrid profile may route it.
@@ -59,6 +59,9 @@ _PM_GOLD = re.compile(r"\s*\$?\s*(?:\\pm|±)\s*(?P<x>[^,;=]+?)\s*\$?\s*")
 _MIXED = re.compile(r"\s*(?P<w>\d+)\s+(?P<n>\d+)\s*/\s*(?P<d>\d+)\s*")
 
 
+_NUMBER_WORDS = {w: Fraction(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\\?[,;]?\\text\{\s*)?(am|pm|a\.m\.|p\.m\.)?\}?",
                     re.IGNORECASE)
 
@@ -111,15 +114,28 @@ def _hedged(text: str, golds: list[str]) -> str | None:
 
 def plan_math(response: str, references: list[str]) -> MathPlan:
     cand = final_answer(before_next_turn(response))
+    # Sure non-answers: no model (a hybrid profile's, for unsure verdicts) may turn them into a reward.
+    if not cand.text.strip():
+        return MathPlan(Check.unparseable("the response states no answer", 1.0), None, "")
+    numeric_gold = all(simple_number(compact(_unbox(r))) is not None for r in references)
+    # (a refusal only where the gold is a number: "no solution" may be the gold itself)
+    if numeric_gold and (cand.anchor == "none" and is_refusal(cand.span[-300:]) or
+                         cand.anchor != "none" and not re.search(r"\d", cand.text) and is_refusal(cand.text)):
+        return MathPlan(Check.unparseable("the answer is a refusal", 1.0), None, cand.text)
+    if cand.anchor in ("answer_is", "answer_tag") and numeric_gold and not re.search(r"\d|\\|\$", cand.text):
+        word = _NUMBER_WORDS.get(cand.text.strip(" .!").lower())
+        if word is None:  # a stated answer without a number, where the gold is one
+            return MathPlan(Check.unparseable("the stated answer holds no number", 1.0), None, cand.text)
+        ok = any(simple_number(compact(_unbox(r))) == word for r in references)
+        return MathPlan(Check.binary(ok, cand.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None, cand.text)
     if cand.anchor == "none":
         if degenerate(cand.text):
-            return MathPlan(Check.unparseable("a degenerate, repetitive response states no answer", CONF_UNPARSEABLE),
-                            None, "")
+            return MathPlan(Check.unparseable("a degenerate, repetitive response states no answer", 1.0), None, "")
         tail = cand.span[-300:]
         last = re.split(r"(?<=[.!?])\s+|\n+", tail.strip())[-1] if tail.strip() else ""
         why = "the answer is negated" if _NEGATED_ANSWER.search(tail) else _hedged(last, references)
-        if why:
-            return MathPlan(Check.unparseable(why, CONF_UNPARSEABLE), None, cand.text)
+        if why:  # sure: a hedge or a negation is no answer whatever a model would say
+            return MathPlan(Check.unparseable(why, 1.0), None, cand.text)
         # A final sentence in prose with one plain number ("So there are 12 marbles."): the
         # number math-verify would take, compared exactly here when the gold is a plain number too.
         nums = _PROSE_NUMBER.findall(last)
@@ -130,7 +146,7 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
                 return MathPlan(Check.binary(decided, nums[0], conf), None, nums[0])
         return MathPlan(None, cand.span, cand.text)
     if cand.anchor in ("answer_is", "answer_tag") and (why := _hedged(cand.text, references)):
-        return MathPlan(Check.unparseable(why, CONF_UNPARSEABLE), None, cand.text)
+        return MathPlan(Check.unparseable(why, 1.0), None, cand.text)
     c = compact(cand.text)
     golds = [compact(_unbox(r)) for r in references]
     if c and c in golds:

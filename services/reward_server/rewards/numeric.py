@@ -103,7 +103,7 @@ def read_number(response: str) -> NumberReading:
     if whole is not None:
         return NumberReading(stmt, _values(stmt), "the answer is a number", conf)
     if not stmt:
-        return NumberReading(None, frozenset(), "the response states no answer")
+        return NumberReading(None, frozenset(), "the response states no answer")  # sure: nothing to read
     if is_refusal(stmt):
         return NumberReading(None, frozenset(), "the answer is a refusal")
     nums = _numbers_in(stmt)
@@ -119,7 +119,9 @@ def read_number(response: str) -> NumberReading:
         return NumberReading(w, frozenset({_NUMBER_WORDS[w.lower()]}), "a number in words", CONF_FALLBACK)
     if _NUMBER.search(stmt):
         return NumberReading(None, frozenset(), "the answer's only numbers are negated or part of a name")
-    return NumberReading(None, frozenset(), "no number found in the answer")
+    # A statement without a number is sure; a final sentence of prose is not (the model reads it).
+    return NumberReading(None, frozenset(), "no number found in the answer",
+                         1.0 if cand.anchor != "none" else CONF_FALLBACK)
 
 
 def number_match(
@@ -128,7 +130,7 @@ def number_match(
     """Numeric equality within ``rel_tol`` (relative to the reference) or ``abs_tol``."""
     reading = read_number(response)
     if reading.text is None:
-        return Check.unparseable(reading.reason)
+        return Check.unparseable(reading.reason, reading.confidence)
     for ref in references:
         gold = to_float(ref)
         if gold is not None and any(math.isclose(v, gold, rel_tol=rel_tol, abs_tol=abs_tol) for v in reading.values):
