@@ -216,6 +216,17 @@ def test_openrlhf_get_reward(server):
     bad = httpx.post(f"{server.url}/get_reward?profile=accuracy_only", json={"query": ["just text"]}, timeout=60)
     assert bad.status_code == 422 and "accuracy/unjudged" in bad.text
     assert httpx.post(f"{server.url}/get_reward", json={"query": ["a", "b"], "labels": ["x"]}).status_code == 422
+    # One query past the size limit does not cost the others their rewards: it gets the profile's
+    # error_value, flagged reward_null.
+    mixed = httpx.post(f"{server.url}/get_reward?profile=harmo", json={
+        "query": [prompts[0] + responses[0], prompts[0] + " " + "x" * 20_001], "prompts": [prompts[0]] * 2,
+        "labels": ["4", "4"]}, timeout=60)
+    assert mixed.status_code == 200, mixed.text
+    got = mixed.json()
+    assert got["rewards"][1] == 0.0 and got["extra_logs"]["reward_null"] == [0.0, 1.0]
+    alone = httpx.post(f"{server.url}/score", json={"profile": "harmo", "items": [
+        {"prompt": prompts[0], "response": responses[0], "reference": "4"}]}, timeout=60).json()["results"][0]
+    assert got["rewards"][0] == alone["reward"] and got["extra_logs"]["accuracy"][0] == 1.0
 
 
 def test_trl_reward_func(server):

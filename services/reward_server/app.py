@@ -277,7 +277,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         return Response(out.model_dump_json(), media_type="application/json")
 
     @app.post("/get_reward", response_model=OpenRLHFResponse,
-              responses={422: {"description": "malformed request, or an item with no reward"}})
+              responses={422: {"description": "malformed request, or no query with a reward"}})
     async def get_reward(req: OpenRLHFRequest, request: Request, profile: str | None = None) -> Response:
         """OpenRLHF's remote reward API. The responses to one prompt form a GRPO group."""
         items = []
@@ -291,14 +291,26 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         resp = await _score(ScoreRequest(profile=profile, items=items), request)
         out = ScoreResponse.model_validate_json(resp.body)
         nulls = [(i, r) for i, r in enumerate(out.results) if r.reward is None]
-        if nulls:
-            # OpenRLHF takes a number for every query: refuse rather than make one up.
+        if nulls and len(nulls) == len(items):
+            # Nothing to give OpenRLHF a number for: refuse rather than make one up.
             detail = "; ".join(f"query {i}: " + ", ".join(f"{e.component}/{e.code}" for e in r.errors)
                                for i, r in nulls[:10])
             raise HTTPException(422, f"no reward for {len(nulls)} of {len(items)} queries ({detail})")
+        # OpenRLHF takes a number for every query: a query without a reward (past a size limit,
+        # unjudged) gets the profile's error_value, flagged in extra_logs.reward_null (and logged),
+        # and the other queries keep their rewards.
+        pipeline: ScoringPipeline = state["pipeline"]
+        fallback = pipeline.profiles.get(out.profile).error_value if out.profile in pipeline.profiles.profiles else 0.0
+        if nulls:
+            logging.getLogger("harmo.server").warning(
+                "get_reward: %d of %d queries have no reward (%s); they get error_value %g, flagged reward_null",
+                len(nulls), len(items), ", ".join(f"{e.component}/{e.code}" for _, r in nulls[:5] for e in r.errors),
+                fallback)
+        rewards = [r.reward if r.reward is not None else fallback for r in out.results]
         names = sorted({k for r in out.results for k in r.components})
-        body = OpenRLHFResponse(rewards=[r.reward for r in out.results], scores=[r.reward for r in out.results],
-                                extra_logs={k: [r.components.get(k) for r in out.results] for k in names})
+        logs_ = {k: [r.components.get(k) for r in out.results] for k in names}
+        logs_["reward_null"] = [float(r.reward is None) for r in out.results]
+        body = OpenRLHFResponse(rewards=rewards, scores=rewards, extra_logs=logs_)
         return Response(body.model_dump_json(), media_type="application/json")
 
     return app
