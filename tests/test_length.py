@@ -129,7 +129,7 @@ def test_pipeline_uses_token_counts_and_reports_bad_ones(pipeline):
 
     items = [{"group_id": "g", "task": "choice", "reference": "A", "response": "(A)",
               "metadata": {"response_length": n}} for n in (100, 100, 40)]
-    items.append({"group_id": "g", "task": "choice", "reference": "A", "response": "(A) " + "word " * 99,
+    items.append({"group_id": "g", "task": "choice", "reference": "A", "response": "(A) " + " ".join(f"w{k}" for k in range(99)),
                   "metadata": {"response_length": "lots"}})
     rs = score(pipeline, items, "harmo").results
     # reference: mean of the correct lengths 100, 100, 40, 100 (the last one counted in words) = 85

@@ -233,6 +233,8 @@ def _fallback(response: str, choices: list[str] | None) -> Reading:
     pieces = [p for p in re.split(r"(?<=[.!?])\s+", last) if p.strip()]
     final = pieces[-1] if pieces else last
     n = len(choices) if choices else DEFAULT_OPTIONS
+    # The whole response is the answer ("B", "(C)", "whale"): sure; read from prose: not.
+    whole = _clean(body).strip(" .:;!?")
     # a refusal, unless the refusal is itself an option ("none of these") that the sentence names
     refusal_options = [c for c in choices or () if is_refusal(c)]
     if is_refusal(final) and not any(_norm(c) in _norm(final) for c in refusal_options):
@@ -249,13 +251,14 @@ def _fallback(response: str, choices: list[str] | None) -> Reading:
         forms.append(after.group(1))  # "..., C." / ", a whale."
     for form in forms:
         form = form.strip(" .:;!?")
+        conf = 1.0 if form == whole else CONF_FALLBACK
         m = _LETTER.fullmatch(form)
         if m and form != "a" and m.group(2).upper() in LETTERS[:n]:
-            return Reading(m.group(2).upper(), "a letter ending the response", CONF_FALLBACK)
+            return Reading(m.group(2).upper(), "a letter ending the response", conf)
         if choices:
             exact = [LETTERS[i] for i, c in enumerate(choices) if _norm(c) and _norm(c) == _norm(form)]
             if len(exact) == 1:
-                return Reading(exact[0], "an option's text ending the response", CONF_FALLBACK)
+                return Reading(exact[0], "an option's text ending the response", conf)
     if choices:
         chosen, _ = _options_in(final, choices)
         if len(chosen) == 1:

@@ -99,7 +99,8 @@ def read_number(response: str) -> NumberReading:
         pieces = [p for p in re.split(r"(?<=[.!?])\s+(?=\D)", lines[-1]) if p.strip()] if lines else []
         stmt = pieces[-1] if pieces else ""
     whole = to_float(stmt)
-    conf = 1.0 if cand.anchor != "none" else CONF_FALLBACK
+    # a statement, or a response that is nothing but the number, is sure; the end of prose is not
+    conf = 1.0 if cand.anchor != "none" or (whole is not None and stmt == cand.text.strip()) else CONF_FALLBACK
     if whole is not None:
         return NumberReading(stmt, _values(stmt), "the answer is a number", conf)
     if not stmt:
