@@ -93,3 +93,29 @@ def test_reward_urls_from_config_or_environment(monkeypatch):
     monkeypatch.delenv("HARMO_REWARD_URL")
     with pytest.raises(ValueError, match="no reward server"):
         reward_urls({})
+
+
+REGISTER_TWICE = """
+import harmo.client.verl_reward as first
+from verl.utils.import_utils import load_extern_object
+from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls, register
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+# veRL's importlib source, in a process where the Ray setup hook already imported the module
+again = load_extern_object(module_path=first.__file__, object_name="HarmoRewardManager")
+assert again is not first.HarmoRewardManager and get_reward_manager_cls("harmo") is again
+try:
+    register("harmo")(type("Other", (RewardManagerBase,), {}))
+    raise SystemExit("another class took the name")
+except ValueError:
+    pass
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_registration_is_idempotent_for_the_importlib_source():
+    """The documented importlib fallback works in a process that already imported the manager
+    (every Ray worker, through the setup hook); another class under the name is still refused."""
+    proc = subprocess.run([TRAINER_PYTHON, "-c", REGISTER_TWICE], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]

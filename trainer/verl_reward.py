@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from collections import OrderedDict
 from typing import Any
 
@@ -43,6 +44,31 @@ except ImportError:  # pragma: no cover - exercised only where veRL is absent
 
     def register(name):  # type: ignore[no-redef]
         return lambda cls: cls
+
+
+def register_once(name: str):
+    """veRL's ``register``, idempotent for this module: the module may be loaded twice in one
+    process (imported by the Ray setup hook, then by file path through veRL's ``importlib``
+    source), and the same class from the same file then takes its name again instead of failing
+    with "already been registered". Any other class under the name still fails, as veRL has it."""
+    def decorator(cls):
+        registry = getattr(sys.modules.get(register.__module__), "REWARD_MANAGER", None)
+        old = registry.get(name) if isinstance(registry, dict) else None
+        if old is not None and old is not cls and old.__qualname__ == cls.__qualname__ and \
+                _file_of(old) == _file_of(cls) is not None:
+            registry[name] = cls
+        return register(name)(cls)
+    return decorator
+
+
+def _file_of(cls) -> str | None:
+    """The file a class's methods were compiled from (a module loaded by path is not in
+    ``sys.modules``, so ``inspect`` cannot say)."""
+    for v in vars(cls).values():
+        code = getattr(v, "__code__", None)
+        if code is not None:
+            return os.path.abspath(code.co_filename)
+    return None
 
 
 def setup_worker() -> None:
@@ -96,7 +122,7 @@ def extra_info_of(result: Any, keys: list[str], null_reward: str | float) -> tup
     return float(null_reward), info
 
 
-@register("harmo")
+@register_once("harmo")
 class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
     """Rewards from the harmo reward server for veRL's reward loop."""
 
