@@ -84,10 +84,9 @@ def test_reward_urls_from_config_or_environment(monkeypatch):
     from harmo.client.verl_reward import reward_urls
 
     monkeypatch.delenv("HARMO_REWARD_URL", raising=False)
-    monkeypatch.setenv("HARMO_REWARD_URLS", "http://a:8000/, http://b:8000")
+    monkeypatch.setenv("HARMO_REWARD_URL", "http://a:8000/, http://b:8000")  # one name, several servers
     assert reward_urls({}) == ["http://a:8000", "http://b:8000"]
     assert reward_urls({"urls": "http://c:8000"}) == ["http://c:8000"]
-    monkeypatch.delenv("HARMO_REWARD_URLS")
     monkeypatch.setenv("HARMO_REWARD_URL", "http://d:8000")
     assert reward_urls({}) == ["http://d:8000"]
     monkeypatch.delenv("HARMO_REWARD_URL")
@@ -119,3 +118,45 @@ def test_registration_is_idempotent_for_the_importlib_source():
     proc = subprocess.run([TRAINER_PYTHON, "-c", REGISTER_TWICE], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_the_cluster_script_forwards_the_reward_address_and_key(tmp_path):
+    """The Ray job's workers get HARMO_REWARD_URL and HARMO_API_KEY (a server with keys answers 401
+    to every sample otherwise)."""
+    fake = tmp_path / "ray"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path / 'args'}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "RAY_ADDRESS": "http://head:8265",
+           "HARMO_REWARD_URL": "http://harmo-reward-server:8000", "HARMO_API_KEY": "k-123"}
+    proc = subprocess.run(["bash", "trainer/scripts/run_grpo_ray_cluster.sh"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    args = (tmp_path / "args").read_text().splitlines()
+    runtime_env = json.loads(args[args.index("--runtime-env-json") + 1])
+    assert runtime_env["env_vars"]["HARMO_API_KEY"] == "k-123"
+    assert runtime_env["env_vars"]["HARMO_REWARD_URL"] == "http://harmo-reward-server:8000"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_preflight_fails_fast_on_a_missing_or_wrong_api_key(tmp_path):
+    """The pre-flight makes one authenticated scoring call: a keyed server refuses the trainer
+    before the policy loads, naming why, and accepts the right key."""
+    from tests.conftest import Server
+
+    server = Server(env={"HARMO_API_KEYS": "k-right"})
+    try:
+        def preflight(key: str | None) -> subprocess.CompletedProcess:
+            env = {k: v for k, v in os.environ.items() if k != "HARMO_API_KEY"}
+            env |= {"HARMO_REWARD_URL": server.url, "HARMO_PREFLIGHT_ONLY": "1", "PYTHONPATH": str(ROOT)}
+            if key is not None:
+                env["HARMO_API_KEY"] = key
+            return subprocess.run([TRAINER_PYTHON, "-m", "harmo.client.main_ppo", "--config-name", "harmo_grpo"],
+                                  capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        for key in (None, "k-wrong"):
+            p = preflight(key)
+            assert p.returncode != 0 and "refused a scoring call" in p.stderr and "401" in p.stderr, p.stderr[-2000:]
+        ok = preflight("k-right")
+        assert ok.returncode == 0 and f"reward server {server.url} ready" in ok.stderr, ok.stderr[-2000:]
+    finally:
+        server.stop()

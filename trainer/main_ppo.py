@@ -4,7 +4,8 @@
 
 The configs (``trainer/configs``) extend veRL's own ``ppo_trainer`` config. Ray workers import
 the reward manager through the ``worker_process_setup_hook`` the configs set. Before anything
-loads, every reward server the config names must answer ``/readyz`` and have its profile;
+loads, every reward server the config names must answer ``/readyz``, have its profile and take
+one scoring call with the configured API key;
 ``HARMO_PREFLIGHT_ONLY=1`` stops there (a check of a deployment).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hydra
 from verl.trainer import main_ppo as verl_main_ppo
 
 import harmo.client.verl_reward  # noqa: F401 - registers reward_manager "harmo" in this process
+from harmo.client.client import RewardClient, RewardClientError
 from harmo.client.items import plain
 from harmo.client.verl_reward import reward_urls
 
@@ -43,6 +45,13 @@ def preflight(config, wait_s: float = 600.0) -> None:
         names = [p["name"] for p in httpx.get(f"{url}/v1/profiles", timeout=10).json()["profiles"]]
         if profile is not None and profile not in names:
             raise SystemExit(f"reward server {url} has no profile {profile!r}; it has {names}")
+        # One scoring call, authenticated as the reward loop will be: a bad or missing API key
+        # fails here, in seconds, not as 401s on every sample after the policy has loaded.
+        try:
+            with RewardClient([url], api_key=kw.get("api_key"), deadline_s=120) as client:
+                client.score([{"response": "4", "reference": "4", "task": "number"}], profile=profile, cache=False)
+        except RewardClientError as exc:
+            raise SystemExit(f"reward server {url} refused a scoring call: {exc}") from None
         print(f"reward server {url} ready (profiles: {', '.join(names)})", file=sys.stderr, flush=True)
 
 

@@ -5,7 +5,7 @@ Use it with ``reward.reward_manager.name=harmo`` (this module imported in every 
 ``reward.reward_manager.source=importlib reward.reward_manager.module.path=<this file>
 reward.reward_manager.name=HarmoRewardManager``. Settings come from ``reward.reward_kwargs.harmo``:
 
-    urls: [http://reward-server:8000]   # or $HARMO_REWARD_URLS, comma-separated
+    urls: [http://reward-server:8000]   # or $HARMO_REWARD_URL (several: comma-separated)
     profile: harmo                      # null: by data_source on the server
     deadline_s: 600                     # per sample, retries included
     null_reward: raise                  # or a number, counted in reward_extra_info.reward_null
@@ -186,13 +186,13 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
 
 
 def reward_urls(kw: dict) -> list[str]:
-    """The reward servers: ``reward.reward_kwargs.harmo.urls``, else ``$HARMO_REWARD_URLS``
-    (comma-separated), else ``$HARMO_REWARD_URL``; the manager and the pre-flight read the same."""
-    env = os.environ.get("HARMO_REWARD_URLS") or os.environ.get("HARMO_REWARD_URL") or ""
-    urls = kw.get("urls") or env.split(",")
+    """The reward servers: ``reward.reward_kwargs.harmo.urls``, else ``$HARMO_REWARD_URL`` (one
+    name everywhere: configs, launch scripts, manager; several servers comma-separated); the
+    manager and the pre-flight read the same."""
+    urls = kw.get("urls") or os.environ.get("HARMO_REWARD_URL", "").split(",")
     out = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls) if u and u.strip()]
     if not out:
-        raise ValueError("no reward server: set reward.reward_kwargs.harmo.urls or HARMO_REWARD_URLS")
+        raise ValueError("no reward server: set reward.reward_kwargs.harmo.urls or HARMO_REWARD_URL")
     return out
 
 

@@ -12,6 +12,9 @@ cd "$(dirname "$0")/../.."
 : "${HARMO_REWARD_URL:=http://127.0.0.1:8000}"
 : "${GPUS:=$(nvidia-smi -L 2>/dev/null | wc -l)}"
 export HARMO_REWARD_URL
+# A server with API keys: HARMO_API_KEY reaches the reward loop's Ray workers (they inherit this
+# environment), and the trainer's pre-flight checks it with one scoring call before the policy loads.
+[ -n "${HARMO_API_KEY:-}" ] && export HARMO_API_KEY
 
 for _ in $(seq 120); do
   curl -fsS "$HARMO_REWARD_URL/readyz" >/dev/null 2>&1 && break
