@@ -310,3 +310,19 @@ def test_api_keys(tmp_path):
             c.score([item])
     finally:
         s.stop()
+
+
+def test_openrlhf_queries_ending_in_an_end_of_turn_token_score_as_the_response(server):
+    """OpenRLHF decodes queries with special tokens: the response ends in the chat template's
+    end-of-turn token (here Qwen's `<|im_end|>`, then padding). It is stripped before scoring, so
+    the format reward is the one the response itself earns."""
+    prompt = "<|im_start|>user\nQ: 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    response = "<think>add</think><answer>\\boxed{4}</answer>"
+    r = httpx.post(f"{server.url}/get_reward?profile=harmo", json={
+        "query": [prompt + response + "<|im_end|>\n<|endoftext|><|endoftext|>"], "prompts": [prompt], "labels": ["4"]},
+        timeout=60)
+    assert r.status_code == 200, r.text
+    same = httpx.post(f"{server.url}/score", json={"profile": "harmo", "items": [
+        {"prompt": prompt, "response": response, "reference": "4"}]}, timeout=60).json()["results"][0]
+    assert same["components"]["format"] == 1.0
+    assert r.json()["rewards"] == [same["reward"]] and r.json()["extra_logs"]["format"] == [1.0]

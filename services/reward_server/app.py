@@ -168,6 +168,20 @@ class ApiKeys:
         await self.app(scope, receive, send)
 
 
+def _strip_stop_tokens(response: str, tokens: list[str]) -> str:
+    """The response without the end-of-turn and padding tokens a decoded query ends with."""
+    end, changed = len(response), True
+    while changed:  # indices only, no copies: a long run of padding tokens stays linear
+        changed = False
+        while end and response[end - 1].isspace():
+            end -= 1
+        for t in tokens:
+            if t and response.endswith(t, 0, end):
+                end -= len(t)
+                changed = True
+    return response[:end]
+
+
 def _echo(value: Any, limit: int = 200) -> str | None:
     """A value from the request as a 422 may show it: its repr, cut short, ASCII only."""
     if value is None:
@@ -283,7 +297,8 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         items = []
         for i, query in enumerate(req.query):
             prompt = req.prompts[i] if req.prompts else None
-            response = query[len(prompt):] if prompt and query.startswith(prompt) else query
+            response = _strip_stop_tokens(query[len(prompt):] if prompt and query.startswith(prompt) else query,
+                                          settings.openrlhf_stop_tokens)
             label = req.labels[i] if req.labels else None
             items.append(ScoreItem(id=str(i), response=response, prompt=prompt, reference=label or None,
                                    group_id=hashlib.sha1(prompt.encode()).hexdigest() if prompt is not None

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     group_store: Literal["auto", "redis", "local"] = Field(
         "auto", description="where groups are assembled: 'auto': Redis when a URL is set (any replica serves any "
         "member), else in-process")
+    # OpenRLHF's /get_reward: its queries are decoded with special tokens, so a response ends in
+    # the chat template's end-of-turn token; these are stripped from its end before scoring.
+    openrlhf_stop_tokens: list[str] = Field(
+        default_factory=lambda: ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>",
+                                 "<end_of_turn>", "<｜end▁of▁sentence｜>", "</s>", "<eos>", "[EOS]"],
+        description="end-of-turn and stop tokens stripped from the end of /get_reward responses")
     # Access: when keys are set, /score and /get_reward need one (Authorization: Bearer KEY, or X-API-Key).
     api_keys: str | None = Field(None, description="comma-separated API keys")
     api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (a mounted Secret)")
