@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import statistics
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from devtools.servers import Balancer, Server
+from devtools.servers import Balancer, Server, metric
 
 N = 8
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -78,11 +77,6 @@ def run_one_by_one(url: str, items: list[dict]) -> dict:
             "p99_s": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 4)}
 
 
-def _metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=5).text
-    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", type=int, default=64)
@@ -107,11 +101,11 @@ def main() -> None:
         lb = Balancer([r.url for r in replicas], Path(tmp))
         try:
             run(lb.url, members(8, "warm"), args.clients)
-            before = [(_metric(r.url, "harmo_group_store_round_trips_total"),
-                       _metric(r.url, "harmo_group_members_total")) for r in replicas]
+            before = [(metric(r.url, "harmo_group_store_round_trips_total"),
+                       metric(r.url, "harmo_group_members_total")) for r in replicas]
             report["three_replicas"] = run(lb.url, members(args.groups, "three"), args.clients)
-            after = [(_metric(r.url, "harmo_group_store_round_trips_total"),
-                      _metric(r.url, "harmo_group_members_total")) for r in replicas]
+            after = [(metric(r.url, "harmo_group_store_round_trips_total"),
+                      metric(r.url, "harmo_group_members_total")) for r in replicas]
             trips = sum(a[0] - b[0] for a, b in zip(after, before))
             joined = sum(a[1] - b[1] for a, b in zip(after, before))
             report["three_replicas"]["redis_round_trips_per_member"] = round(trips / joined, 2)

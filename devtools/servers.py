@@ -21,6 +21,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def metric(url: str, name: str) -> float:
+    """The sum of a Prometheus metric's samples on ``url``'s ``/metrics`` (``name`` may carry labels)."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
 def wait_until_up(proc: subprocess.Popen, url: str, timeout_s: float, ok=(200,)) -> None:
     """Wait until ``url`` answers with a status in ``ok``; kill ``proc`` and raise if it exits or
     the time runs out."""

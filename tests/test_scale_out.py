@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -19,17 +18,12 @@ import httpx
 import pytest
 
 from devtools.models import smollm2_dir
-from devtools.servers import Balancer
+from devtools.servers import Balancer, metric
 from tests.conftest import ROOT, Server
 
 TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-trainer" / "bin" / "python"))
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 LINGER_S = 30  # HARMO_GROUP_WAIT_S: a split group that did not meet would wait this long
-
-def _metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=5).text
-    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
-
 
 @pytest.fixture()
 def cluster(tmp_path):
@@ -75,9 +69,9 @@ def test_verl_through_a_balancer_over_three_replicas_equals_one_score_call(clust
     times = lb.request_times_s()
     assert len(times) >= 48 and max(times) < LINGER_S, times  # no request waited out a group deadline
     for r in replicas:  # every replica served members; none computed a group at its deadline
-        assert _metric(r.url, "harmo_group_members_total") > 0
-        assert _metric(r.url, "harmo_groups_total") == _metric(r.url, 'harmo_groups_total{status="complete"}')
-        assert _metric(r.url, "harmo_group_store_fallbacks_total") == 0
+        assert metric(r.url, "harmo_group_members_total") > 0
+        assert metric(r.url, "harmo_groups_total") == metric(r.url, 'harmo_groups_total{status="complete"}')
+        assert metric(r.url, "harmo_group_store_fallbacks_total") == 0
 
 
 @pytest.mark.slow
@@ -93,7 +87,7 @@ def test_a_replica_killed_while_holding_waiting_members(cluster):
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 # members joined and waiting there: kill it with their requests open
-                if _metric(victim.url, "harmo_group_members_total") >= 3 and _metric(victim.url, "harmo_groups_open") > 0:
+                if metric(victim.url, "harmo_group_members_total") >= 3 and metric(victim.url, "harmo_groups_open") > 0:
                     victim.proc.send_signal(signal.SIGKILL)
                     killed.set()
                     return
@@ -112,4 +106,4 @@ def test_a_replica_killed_while_holding_waiting_members(cluster):
     times = lb.request_times_s()
     assert len(times) >= 72 and max(times) < LINGER_S, times
     for r in (replicas[0], replicas[2]):
-        assert _metric(r.url, 'harmo_groups_total{status="incomplete"}') == 0
+        assert metric(r.url, 'harmo_groups_total{status="incomplete"}') == 0

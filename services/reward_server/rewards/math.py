@@ -20,6 +20,7 @@ from typing import Any
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
 from .hedges import HEDGE_WORDS, before_next_turn, degenerate, is_refusal
+from .numeric import NUMBER_WORDS
 
 # Confidence of each kind of verdict. Equivalence found by math-verify is trusted fully; a
 # "not equivalent" can be a missed equivalent form, so a hybrid profile may route it.
@@ -59,9 +60,7 @@ _PM_GOLD = re.compile(r"\s*\$?\s*(?:\\pm|±)\s*(?P<x>[^,;=]+?)\s*\$?\s*")
 _MIXED = re.compile(r"\s*(?P<w>\d+)\s+(?P<n>\d+)\s*/\s*(?P<d>\d+)\s*")
 
 
-_NUMBER_WORDS = {w: Fraction(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS = {w: Fraction(int(v)) for w, v in NUMBER_WORDS.items() if v <= 20}
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\\?[,;]?\\text\{\s*)?(am|pm|a\.m\.|p\.m\.)?\}?",
                     re.IGNORECASE)
 
@@ -101,12 +100,12 @@ _PROSE_NUMBER = re.compile(r"(?<![\w.,/^])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w/^%]|[
 _NEGATED_ANSWER = re.compile(r"answer\s+(?:is\s+not|isn['’]t|is\s+neither)\b", re.IGNORECASE)
 
 
-def _hedged(text: str, golds: list[str]) -> str | None:
+def _hedged(text: str, numeric_gold: bool) -> str | None:
     """Why a stated (unboxed) answer is no answer: negated, or a choice between numbers where the
     gold is one number ("3 or 4", "either 3 or 5"); else None."""
     if _LEADING_NEGATION.match(text):
         return "the answer is negated"
-    if HEDGE_WORDS.search(text) and all(simple_number(compact(g)) is not None for g in golds):
+    if HEDGE_WORDS.search(text) and numeric_gold:
         if len(set(_PLAIN_NUMBER.findall(text[:300]))) > 1:
             return "names several numbers: a hedge is not an answer"
     return None
@@ -117,7 +116,10 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
     # Sure non-answers: no model (a hybrid profile's, for unsure verdicts) may turn them into a reward.
     if not cand.text.strip():
         return MathPlan(Check.unparseable("the response states no answer", 1.0), None, "")
-    numeric_gold = all(simple_number(compact(_unbox(r))) is not None for r in references)
+    golds = [compact(_unbox(r)) for r in references]
+    gold_values = [simple_number(g) for g in golds]
+    numeric_gold = None not in gold_values
+    plain_numeric_gold = all(simple_number(compact(r)) is not None for r in references)  # what _hedged reads
     # (a refusal only where the gold is a number: "no solution" may be the gold itself)
     if numeric_gold and (cand.anchor == "none" and is_refusal(cand.span[-300:]) or
                          cand.anchor != "none" and not re.search(r"\d", cand.text) and is_refusal(cand.text)):
@@ -126,29 +128,28 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
         word = _NUMBER_WORDS.get(cand.text.strip(" .!").lower())
         if word is None:  # a stated answer without a number, where the gold is one
             return MathPlan(Check.unparseable("the stated answer holds no number", 1.0), None, cand.text)
-        ok = any(simple_number(compact(_unbox(r))) == word for r in references)
+        ok = word in gold_values
         return MathPlan(Check.binary(ok, cand.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None, cand.text)
     if cand.anchor == "none":
         if degenerate(cand.text):
             return MathPlan(Check.unparseable("a degenerate, repetitive response states no answer", 1.0), None, "")
         tail = cand.span[-300:]
         last = re.split(r"(?<=[.!?])\s+|\n+", tail.strip())[-1] if tail.strip() else ""
-        why = "the answer is negated" if _NEGATED_ANSWER.search(tail) else _hedged(last, references)
+        why = "the answer is negated" if _NEGATED_ANSWER.search(tail) else _hedged(last, plain_numeric_gold)
         if why:  # sure: a hedge or a negation is no answer whatever a model would say
             return MathPlan(Check.unparseable(why, 1.0), None, cand.text)
         # A final sentence in prose with one plain number ("So there are 12 marbles."): the
         # number math-verify would take, compared exactly here when the gold is a plain number too.
         nums = _PROSE_NUMBER.findall(last)
         if len(nums) == 1 and not _LATEX_LIKE.search(last) and "$" not in last:
-            decided = _decide_simple(compact(nums[0]), [compact(_unbox(r)) for r in references])
+            decided = _decide_simple(compact(nums[0]), golds)
             if decided is not None:
                 conf = CONF_EQUIVALENT if decided else CONF_NOT_EQUIVALENT
                 return MathPlan(Check.binary(decided, nums[0], conf), None, nums[0])
         return MathPlan(None, cand.span, cand.text)
-    if cand.anchor in ("answer_is", "answer_tag") and (why := _hedged(cand.text, references)):
+    if cand.anchor in ("answer_is", "answer_tag") and (why := _hedged(cand.text, plain_numeric_gold)):
         return MathPlan(Check.unparseable(why, 1.0), None, cand.text)
     c = compact(cand.text)
-    golds = [compact(_unbox(r)) for r in references]
     if c and c in golds:
         return MathPlan(Check.binary(True, cand.text, CONF_EQUIVALENT), None, cand.text)
     clock, gold_clocks = _clock(c), [_clock(g) for g in golds]
@@ -471,6 +472,7 @@ def to_check(result: dict, extracted_fallback: str) -> Check:
 
 VERIFIER = Verifier(
     "math", None, NoOptions, 3, "math-verify equivalence of the final answer, in worker processes",
-    ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.warmup", "harmo.server.workers",
+    ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.numeric",
+     "harmo.server.rewards.warmup", "harmo.server.workers",
      *EXTRACT),
     ("math-verify", "sympy", "latex2sympy2_extended", "antlr4-python3-runtime"))

@@ -42,12 +42,12 @@ def last_number(text: str) -> str | None:
 
 
 CONF_FALLBACK = 0.5
-_NUMBER_WORDS = {w: float(i) for i, w in enumerate(
+NUMBER_WORDS = {w: float(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())} | {"thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0,
                                                      "seventy": 70.0, "eighty": 80.0, "ninety": 90.0,
                                                      "hundred": 100.0, "thousand": 1000.0}
-_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 _BOLD_NUMBER = re.compile(r"\*\*\s*([-+]?\d[\d,]*(?:\.\d+)?\s*%?)\s*\*\*")
 _GLUED = re.compile(r"[A-Za-z_]$")  # "F3", "x2": part of a name, not a number
 
@@ -117,7 +117,7 @@ def read_number(response: str) -> NumberReading:
     words = [m for m in _WORD.finditer(stmt) if not negated(stmt, m.start())]
     if len({m.group(1).lower() for m in words}) == 1:
         w = words[0].group(1)
-        return NumberReading(w, frozenset({_NUMBER_WORDS[w.lower()]}), "a number in words", CONF_FALLBACK)
+        return NumberReading(w, frozenset({NUMBER_WORDS[w.lower()]}), "a number in words", CONF_FALLBACK)
     if _NUMBER.search(stmt):
         return NumberReading(None, frozenset(), "the answer's only numbers are negated or part of a name")
     # A statement without a number is sure; a final sentence of prose is not (the model reads it).
