@@ -185,6 +185,9 @@ class OpenRLHFRequest(BaseModel):
     query: list[str] = Field(min_length=1)
     prompts: list[str] | None = None
     labels: list[str | list[str] | None] | None = None
+    group_size: int | None = Field(
+        default=None, ge=1, le=4096, description="OpenRLHF's n_samples_per_prompt: the queries of one prompt, sent "
+        "in separate requests, form groups of this size (default: the server's HARMO_OPENRLHF_GROUP_SIZE)")
 
     @model_validator(mode="after")
     def _same_lengths(self) -> "OpenRLHFRequest":
@@ -198,9 +201,14 @@ class OpenRLHFRequest(BaseModel):
 
 
 class OpenRLHFResponse(BaseModel):
+    """``extra_logs`` has the same keys in every answer of a profile (its components and
+    ``reward_null``), NaN where a part does not apply: OpenRLHF stacks them across samples."""
+
+    # NaN is written as NaN (Python's json reads it), not null: OpenRLHF makes tensors of these.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
     rewards: list[float]
     scores: list[float]
-    extra_logs: dict[str, list[float | None]] = Field(default_factory=dict)
+    extra_logs: dict[str, list[float]] = Field(default_factory=dict)
 
 
 def text_of(content: Any) -> str:

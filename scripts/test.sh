@@ -38,6 +38,13 @@ if [ ! -x .venv-trainer/bin/python ] || ! .venv-trainer/bin/python -c "import ve
   .venv-trainer/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
   .venv-trainer/bin/python -m pip install --quiet -c docker/constraints-trainer.txt -e '.[verl]'
 fi
+# OpenRLHF's rollout and experience code, run unmodified by tests/test_openrlhf.py. Its declared
+# dependencies (DeepSpeed, flash-attn, vLLM, a transformers of its own) are the GPU training
+# stack: only what that code path imports is installed.
+if ! .venv-trainer/bin/python -c "import openrlhf, aiohttp, pylatexenc, sympy" 2>/dev/null; then
+  .venv-trainer/bin/python -m pip install --quiet --no-deps "openrlhf==${OPENRLHF_VERSION:-0.11.2}"
+  .venv-trainer/bin/python -m pip install --quiet -c docker/constraints-trainer.txt aiohttp pylatexenc sympy
+fi
 export HARMO_TRAINER_PYTHON=${HARMO_TRAINER_PYTHON:-$PWD/.venv-trainer/bin/python}
 
 # The deployment test runs services in a network namespace of their own (unshare, ip).

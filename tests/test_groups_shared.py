@@ -139,3 +139,25 @@ def test_finished_groups_are_bounded_by_count_in_both_stores():
     r = redis.Redis.from_url(REDIS_URL)
     assert len(list(r.scan_iter(f"{prefix}:groups:*:meta"))) == 10  # the evicted groups' keys are gone
     assert 0 < r.pttl(next(r.scan_iter(f"{prefix}:groups:*:meta"))) <= 600_000
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_seats_fill_rounds_in_arrival_order(kind):
+    """Samples sent alone (OpenRLHF) get places in rounds of the group size: a full round, or
+    one past its wait, starts the next, so a prompt seen again is a new group."""
+    store = LocalStore() if kind == "local" else RedisStore(REDIS_URL, prefix=f"t{uuid.uuid4().hex[:8]}")
+    series = f"s-{uuid.uuid4().hex}"
+    seats = [store.seat(series, 3, wait_s=5.0, now=100.0) for _ in range(7)]
+    assert [i for _, i in seats] == [0, 1, 2, 0, 1, 2, 0]
+    tags = [t for t, _ in seats]
+    assert tags[0] == tags[1] == tags[2] != tags[3] == tags[4] == tags[5] != tags[6]
+    # the third round's wait ran out with one member: the next arrival starts a fourth
+    late = store.seat(series, 3, wait_s=5.0, now=105.5)
+    assert late[1] == 0 and late[0] not in tags
+    assert store.seat("another", 3, wait_s=5.0, now=100.0)[1] == 0  # series are independent
+    # concurrent arrivals never share a place
+    with ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda _: store.seat(series + "x", 4, 5.0, 200.0), range(32)))
+    assert sorted(got) == sorted({(t, i) for t, i in got}) and len(set(got)) == 32
+    assert sorted(i for _, i in got) == [i for i in range(4) for _ in range(8)]
+    store.close_store()

@@ -27,10 +27,11 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from harmo.protocol import ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
+from harmo.protocol import OpenRLHFRequest, OpenRLHFResponse, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
 
 RETRY_STATUS = {429, 502, 503, 504}
 
@@ -178,7 +179,20 @@ class RewardClient(_Settings):
                 out[i] = r
         return out  # type: ignore[return-value]
 
-    def _post(self, url: str, body: bytes, deadline: float) -> httpx.Response:
+    def get_reward(self, queries: Sequence[str], prompts: Sequence[str] | None = None,
+                   labels: Sequence[Any] | None = None, profile: str | None = None,
+                   group_size: int | None = None) -> OpenRLHFResponse:
+        """OpenRLHF's ``/get_reward`` (queries are prompt + response) with this client's retries,
+        deadline and key. A prompt's queries always go to the same URL."""
+        req = OpenRLHFRequest(query=list(queries), prompts=list(prompts) if prompts is not None else None,
+                              labels=list(labels) if labels is not None else None, group_size=group_size)
+        url = self.urls[_stable_hash((prompts or queries)[0]) % len(self.urls)]
+        path = "/get_reward" + (f"?profile={quote(profile)}" if profile else "")
+        body = req.model_dump_json(exclude_none=True).encode()
+        resp = self._post(url, body, time.monotonic() + self._policy.deadline_s, path)
+        return OpenRLHFResponse.model_validate_json(resp.content)
+
+    def _post(self, url: str, body: bytes, deadline: float, path: str = "/score") -> httpx.Response:
         p = self._policy
         last = "no attempt"
         for attempt in itertools.count():
@@ -187,7 +201,7 @@ class RewardClient(_Settings):
                 break
             resp, exc = None, None
             try:
-                resp = self._http.post(f"{url}/score", content=body, timeout=min(left, p.attempt_timeout_s))
+                resp = self._http.post(f"{url}{path}", content=body, timeout=min(left, p.attempt_timeout_s))
             except httpx.TransportError as e:  # connect/read errors and timeouts
                 exc = e
             done, last, retry_after = p.judge(resp, exc)

@@ -6,8 +6,16 @@
 TRL calls it with the batch's prompts and completions (strings, or chat messages) and the
 dataset's other columns; ``solution``/``answer``/``reference``/``ground_truth`` give the
 reference, and ``data_source``, ``task``, ``choices``, ``constraints`` and ``images`` pass
-through. The completions of one prompt in a call form a GRPO group. An item the server gives
-no reward comes back as ``None``, which TRL leaves out of the reward sum, never as 0.
+through. An item the server gives no reward comes back as ``None``, which TRL leaves out of the
+reward sum, never as 0.
+
+Groups: give ``group_size=num_generations``. With several processes TRL hands each one a slice
+of the batch, so a prompt's completions may be split between processes; TRL itself groups the
+gathered batch as consecutive runs of ``num_generations``, and so does this function (a sample's
+place is its process index times the slice length plus its index in the slice). Each process
+sends its part with the group's size, and the server computes a group once all its members have
+arrived, whichever process sent them. Without ``group_size`` the completions of one prompt in
+one call form a group, which is only the whole group with a single process.
 
 Each component's batch mean goes to TRL's metrics (``log_metric``: ``harmo/accuracy``,
 ``harmo/format``, ...) and its per-sample values to the completions table (``log_extra``), so
@@ -21,6 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
+import os
+import uuid
 from collections.abc import Sequence
 from typing import Any, Callable
 
@@ -29,6 +40,19 @@ from harmo.client.items import make_item
 
 REFERENCE_COLUMNS = ("reference", "solution", "answer", "ground_truth")
 PASS_THROUGH = ("task", "choices", "constraints")
+log = logging.getLogger(__name__)
+
+
+def process_index() -> tuple[int, int]:
+    """(this process's rank, the number of processes), as TRL's accelerator sees them."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except ImportError:
+        pass
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 def _text(x: Any) -> str:
@@ -51,19 +75,29 @@ class HarmoReward:
 
     __name__ = "harmo"  # TRL logs each reward function under its name
 
-    def __init__(self, urls: str | Sequence[str], profile: str | None = None, **client_kwargs: Any) -> None:
+    def __init__(self, urls: str | Sequence[str], profile: str | None = None, group_size: int | None = None,
+                 run_id: str | None = None, **client_kwargs: Any) -> None:
+        """``group_size``: the trainer's ``num_generations``. ``run_id`` (default ``$HARMO_RUN_ID``,
+        else one made on the first call and shared by rank 0 with the other processes) keeps two
+        runs apart on a shared server, which remembers computed groups for a while: the same data
+        order and step would otherwise name the same groups."""
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.profile = profile
+        self.group_size = group_size
+        self.run_id = run_id if run_id is not None else os.environ.get("HARMO_RUN_ID") or None
         self.client_kwargs = client_kwargs
         self._calls = itertools.count()
         self._client: Any = None
+        self._warned = False
 
     def __getstate__(self) -> dict[str, Any]:
         # Neither the client (sockets, locks) nor the counter crosses a process boundary.
-        return {"urls": self.urls, "profile": self.profile, "client_kwargs": self.client_kwargs}
+        return {"urls": self.urls, "profile": self.profile, "group_size": self.group_size, "run_id": self.run_id,
+                "client_kwargs": self.client_kwargs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["urls"], state["profile"], **state["client_kwargs"])  # type: ignore[misc]
+        self.__init__(state["urls"], state["profile"], state["group_size"], state["run_id"],  # type: ignore[misc]
+                      **state["client_kwargs"])
 
     @property
     def client(self) -> RewardClient:
@@ -71,16 +105,43 @@ class HarmoReward:
             self._client = RewardClient(self.urls, **self.client_kwargs)
         return self._client
 
+    def _run(self, world: int) -> str:
+        if self.run_id is None:
+            nonce = [uuid.uuid4().hex[:16]]
+            if world > 1:  # TRL calls reward functions in lockstep on every process: a collective is safe
+                import torch.distributed as dist
+
+                if not (dist.is_available() and dist.is_initialized()):
+                    raise RuntimeError("several processes without torch.distributed: pass run_id (or set "
+                                       "HARMO_RUN_ID) to the same value in each")
+                dist.broadcast_object_list(nonce, src=0)
+            self.run_id = nonce[0]
+        return self.run_id
+
     def items(self, prompts: list, completions: list, completion_ids: list | None,
-              columns: dict[str, Any]) -> list[dict[str, Any]]:
+              columns: dict[str, Any], trainer_state: Any = None) -> list[dict[str, Any]]:
         call = next(self._calls)
+        rank, world = process_index()
+        step = getattr(trainer_state, "global_step", "")
+        if world > 1 and not self.group_size and not self._warned:
+            self._warned = True
+            log.warning("HarmoReward without group_size in %d processes: a prompt's completions split between "
+                        "processes are scored as separate groups; pass group_size=num_generations", world)
         out = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
             reference = next((v for c in REFERENCE_COLUMNS if (v := _column(columns, c, i)) is not None), None)
             extra = {k: v for k in PASS_THROUGH if (v := _column(columns, k, i)) is not None}
-            group = f"{call}:" + hashlib.sha1(repr(prompt).encode()).hexdigest()
+            digest = hashlib.sha1(repr(prompt).encode()).hexdigest()
+            if self.group_size:
+                # TRL's grouping of the gathered batch; the prompt's digest keeps a misplaced
+                # sample out of another prompt's group (it would wait, flagged, never mix).
+                pos = rank * len(prompts) + i
+                group = f"trl:{self._run(world)}:{step}:{call}:{pos // self.group_size}:{digest[:16]}"
+                member = pos
+            else:
+                group, member = f"{call}:{digest}", i
             out.append(make_item(
-                id=str(i), response=_text(completion), group_id=group,
+                id=str(member), response=_text(completion), group_id=group, group_size=self.group_size,
                 data_source=_column(columns, "data_source", i), reference=reference, extra=extra,
                 messages=prompt if isinstance(prompt, list) else None,
                 prompt=prompt if not isinstance(prompt, list) else None, images=_column(columns, "images", i),
@@ -90,8 +151,9 @@ class HarmoReward:
     def __call__(self, prompts: list, completions: list, completion_ids: list | None = None,
                  log_metric: Callable[[str, float], None] | None = None,
                  log_extra: Callable[[str, list], None] | None = None, **columns: Any) -> list[float | None]:
-        columns.pop("trainer_state", None)
-        results = self.client.score(self.items(prompts, completions, completion_ids, columns), profile=self.profile)
+        state = columns.pop("trainer_state", None)
+        results = self.client.score(self.items(prompts, completions, completion_ids, columns, state),
+                                    profile=self.profile)
         log_components(results, log_metric, log_extra)
         return [r.reward for r in results]
 
@@ -113,8 +175,8 @@ class AsyncHarmoReward(HarmoReward):
     async def __call__(self, prompts: list, completions: list, completion_ids: list | None = None,  # type: ignore[override]
                        log_metric: Callable[[str, float], None] | None = None,
                        log_extra: Callable[[str, list], None] | None = None, **columns: Any) -> list[float | None]:
-        columns.pop("trainer_state", None)
-        results = await self.client.score(self.items(prompts, completions, completion_ids, columns),
+        state = columns.pop("trainer_state", None)
+        results = await self.client.score(self.items(prompts, completions, completion_ids, columns, state),
                                           profile=self.profile)
         log_components(results, log_metric, log_extra)
         return [r.reward for r in results]
@@ -140,6 +202,7 @@ def log_components(results: list, log_metric: Callable | None, log_extra: Callab
         log_metric("harmo/null_reward", sum(r.reward is None for r in results) / len(results))
 
 
-def harmo_reward_func(urls: str | Sequence[str], profile: str | None = None, **client_kwargs: Any) -> HarmoReward:
+def harmo_reward_func(urls: str | Sequence[str], profile: str | None = None, group_size: int | None = None,
+                      **client_kwargs: Any) -> HarmoReward:
     """A ``HarmoReward`` (kept for callers of the earlier function form)."""
-    return HarmoReward(urls, profile, **client_kwargs)
+    return HarmoReward(urls, profile, group_size, **client_kwargs)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -182,6 +182,19 @@ def _strip_stop_tokens(response: str, tokens: list[str]) -> str:
     return response[:end]
 
 
+_warned_groups_of_one = False
+
+
+def _warn_groups_of_one() -> None:
+    global _warned_groups_of_one
+    if not _warned_groups_of_one:
+        _warned_groups_of_one = True
+        logging.getLogger("harmo.server").warning(
+            "get_reward: one query per request and no group size: each sample is its own group, so the "
+            "group-relative parts (the length penalty) are 0; set ?group_size=N (OpenRLHF's n_samples_per_prompt) "
+            "on the reward URL or HARMO_OPENRLHF_GROUP_SIZE")
+
+
 def _echo(value: Any, limit: int = 200) -> str | None:
     """A value from the request as a 422 may show it: its repr, cut short, ASCII only."""
     if value is None:
@@ -292,18 +305,37 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
 
     @app.post("/get_reward", response_model=OpenRLHFResponse,
               responses={422: {"description": "malformed request, or no query with a reward"}})
-    async def get_reward(req: OpenRLHFRequest, request: Request, profile: str | None = None) -> Response:
-        """OpenRLHF's remote reward API. The responses to one prompt form a GRPO group."""
+    async def get_reward(req: OpenRLHFRequest, request: Request, profile: str | None = None,
+                         group_size: int | None = Query(None, ge=1, le=4096)) -> Response:
+        """OpenRLHF's remote reward API. The responses to one prompt form a GRPO group: within the
+        request, or, with a group size (``?group_size=N``, the body's ``group_size`` or
+        ``HARMO_OPENRLHF_GROUP_SIZE``: OpenRLHF's ``n_samples_per_prompt``), across requests."""
+        pipeline: ScoringPipeline = state["pipeline"]
+        name = profile or pipeline.profiles.default
+        if name not in pipeline.profiles.profiles:
+            raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
+        n = group_size or req.group_size or settings.openrlhf_group_size
+        prompts = req.prompts or [None] * len(req.query)
+        keys = [hashlib.sha1(p.encode()).hexdigest() if p is not None else None for p in prompts]
+        seats: list[tuple[str, int] | None] = [None] * len(keys)
+        if n is not None and n > 1:
+            # One sample per request: each takes the next place among its prompt's samples.
+            seats = await run_in_threadpool(
+                lambda: [pipeline.groups.seat(f"openrlhf\n{name}\n{k}", n) if k else None for k in keys])
+        elif len(req.query) == 1 and req.prompts:
+            _warn_groups_of_one()
         items = []
         for i, query in enumerate(req.query):
-            prompt = req.prompts[i] if req.prompts else None
+            prompt = prompts[i]
             response = _strip_stop_tokens(query[len(prompt):] if prompt and query.startswith(prompt) else query,
                                           settings.openrlhf_stop_tokens)
             label = req.labels[i] if req.labels else None
-            items.append(ScoreItem(id=str(i), response=response, prompt=prompt, reference=label or None,
-                                   group_id=hashlib.sha1(prompt.encode()).hexdigest() if prompt is not None
-                                   else None))
-        resp = await _score(ScoreRequest(profile=profile, items=items), request)
+            seat = seats[i]
+            items.append(ScoreItem(id=str(seat[1]) if seat else str(i), response=response, prompt=prompt,
+                                   reference=label or None,
+                                   group_id=f"{keys[i]}#{seat[0]}" if seat else keys[i],
+                                   group_size=n if seat else None))
+        resp = await _score(ScoreRequest(profile=name, items=items), request)
         out = ScoreResponse.model_validate_json(resp.body)
         nulls = [(i, r) for i, r in enumerate(out.results) if r.reward is None]
         if nulls and len(nulls) == len(items):
@@ -314,16 +346,18 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         # OpenRLHF takes a number for every query: a query without a reward (past a size limit,
         # unjudged) gets the profile's error_value, flagged in extra_logs.reward_null (and logged),
         # and the other queries keep their rewards.
-        pipeline: ScoringPipeline = state["pipeline"]
-        fallback = pipeline.profiles.get(out.profile).error_value if out.profile in pipeline.profiles.profiles else 0.0
+        fallback = pipeline.profiles.get(name).error_value
         if nulls:
             logging.getLogger("harmo.server").warning(
                 "get_reward: %d of %d queries have no reward (%s); they get error_value %g, flagged reward_null",
                 len(nulls), len(items), ", ".join(f"{e.component}/{e.code}" for _, r in nulls[:5] for e in r.errors),
                 fallback)
         rewards = [r.reward if r.reward is not None else fallback for r in out.results]
-        names = sorted({k for r in out.results for k in r.components})
-        logs_ = {k: [r.components.get(k) for r in out.results] for k in names}
+        # The same keys in every answer (OpenRLHF stacks them over samples): the profile's
+        # components, NaN where one does not apply to a query.
+        nan = float("nan")
+        logs_ = {k: [v if (v := r.components.get(k)) is not None else nan for r in out.results]
+                 for k in sorted(pipeline.profiles.get(name).components)}
         logs_["reward_null"] = [float(r.reward is None) for r in out.results]
         body = OpenRLHFResponse(rewards=rewards, scores=rewards, extra_logs=logs_)
         return Response(body.model_dump_json(), media_type="application/json")

@@ -23,6 +23,13 @@ same response) takes its old place and gets the same numbers; the same id with a
 gets ``member_conflict``. A member past a closed group is computed over the group as it was plus
 itself (``late_group_member``), once: a retry of it gets the same numbers. Finished groups are
 kept ``keep_s`` seconds, and at most ``max_groups`` of them.
+
+Seats, for callers that send each sample on its own and can name neither its group nor its place
+in it (OpenRLHF sends one query per request, with its prompt): ``seat(series, n)`` gives the
+arrivals of one series (a prompt) consecutive places in rounds of ``n``: the k-th arrival of a
+round is member ``k`` of that round's group. A round is over when it is full or ``wait_s`` after
+its first arrival, so a prompt seen again (the next epoch, a duplicate in the data) starts a new
+group, and a sample that never came costs one round its completeness, never the next round's.
 """
 from __future__ import annotations
 
@@ -77,6 +84,7 @@ class GroupStore(Protocol):
     def finish(self, key: Key, parts: dict[str, dict[str, float]], complete: bool, faulted: dict[str, str]) -> None: ...
     def snapshot(self, key: Key) -> Snapshot | None: ...
     def late(self, key: Key, member_id: str, parts: dict[str, float]) -> dict[str, float]: ...
+    def seat(self, series: str, expected: int, wait_s: float, now: float) -> tuple[str, int]: ...
     def on_finished(self, fn: Callable[[Key], None]) -> None: ...
     def retained(self) -> int: ...
     def close_store(self) -> None: ...
@@ -106,6 +114,7 @@ class LocalStore:
         self._done: OrderedDict[Key, None] = OrderedDict()  # finished groups, oldest first
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Key], None]] = []
+        self._seats: OrderedDict[str, list] = OrderedDict()  # series -> [round, taken, opened], oldest first
 
     def join(self, key: Key, expected: int, deadline: float, members: list[Member]) -> Joined:
         with self._lock:
@@ -166,6 +175,17 @@ class LocalStore:
             g = self._groups.get(key)
             return parts if g is None else g.late.setdefault(member_id, parts)
 
+    def seat(self, series: str, expected: int, wait_s: float, now: float) -> tuple[str, int]:
+        with self._lock:
+            s = self._seats.pop(series, None)
+            if s is None or s[1] >= expected or now >= s[2] + wait_s:
+                s = [s[0] + 1 if s else 0, 0, now]
+            s[1] += 1
+            self._seats[series] = s  # most recently used last
+            while len(self._seats) > self.max_groups:
+                self._seats.popitem(last=False)
+            return f"{s[0]}@{int(s[2] * 1000)}", s[1] - 1
+
     def on_finished(self, fn: Callable[[Key], None]) -> None:
         self._listeners.append(fn)
 
@@ -183,6 +203,9 @@ class LocalStore:
                     break
                 self._done.popitem(last=False)
                 self._groups.pop(key, None)
+            wall = time.time()
+            while self._seats and wall - next(iter(self._seats.values()))[2] > self.keep_s:
+                self._seats.popitem(last=False)
 
     def _trim(self) -> None:
         while len(self._done) > self.max_groups:
@@ -263,6 +286,20 @@ redis.call('PUBLISH', ARGV[j + 6], ARGV[j + 5])
 return 1
 """
 
+# KEYS[1] the series' seat record; ARGV: expected, wait (ms), now (ms), ttl (ms)
+_SEAT = """
+local s = redis.call('HMGET', KEYS[1], 'round', 'taken', 'opened')
+local r, taken, opened = tonumber(s[1]), tonumber(s[2]), tonumber(s[3])
+local now = tonumber(ARGV[3])
+if not r or taken >= tonumber(ARGV[1]) or now >= opened + tonumber(ARGV[2]) then
+  r = (r or -1) + 1
+  taken, opened = 0, now
+end
+redis.call('HSET', KEYS[1], 'round', r, 'taken', taken + 1, 'opened', opened)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {r, taken, opened}
+"""
+
 _LATE = """
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('HGET', KEYS[1], ARGV[1])
@@ -299,6 +336,7 @@ class RedisStore:
         self._close = self._client.register_script(_CLOSE)
         self._finish = self._client.register_script(_FINISH)
         self._late = self._client.register_script(_LATE)
+        self._seat = self._client.register_script(_SEAT)
         self.channel = f"{self.prefix}:finished"
         self.index = f"{self.prefix}:index"
         self._listeners: list[Callable[[Key], None]] = []
@@ -363,6 +401,15 @@ class RedisStore:
     def late(self, key: Key, member_id: str, parts: dict[str, float]) -> dict[str, float]:
         self._trip()
         return json.loads(self._late(keys=[self._keys(key)[3]], args=[member_id, json.dumps(parts)]))
+
+    def seat(self, series: str, expected: int, wait_s: float, now: float) -> tuple[str, int]:
+        # The record outlives the groups it seated (kept keep_s after they finish), so a round
+        # number is never reused while its group is remembered.
+        name = f"{self.prefix}:seats:{hashlib.sha256(series.encode()).hexdigest()[:32]}"
+        self._trip()
+        r, taken, opened = self._seat(keys=[name], args=[expected, int(wait_s * 1000), int(now * 1000),
+                                                         self.keep_ms * 2 + int(wait_s * 1000)])
+        return f"{int(r)}@{int(opened)}", int(taken)
 
     def on_finished(self, fn: Callable[[Key], None]) -> None:
         self._listeners.append(fn)
@@ -501,6 +548,17 @@ class GroupAssembler:
             self._fell_back(exc)
             ticket = self._join(self.fallback, key, members, sizes, compute)
         return ticket
+
+    def seat(self, series: str, expected: int) -> tuple[str, int]:
+        """The next place in ``series``: (the round's tag, the member's index in it); see the module
+        docstring. The tag and index make the group id and member id of a sample sent alone."""
+        try:
+            return self.store.seat(series, expected, self.wait_s, time.time())
+        except Exception as exc:  # noqa: BLE001 - only the shared store's errors get here
+            if self.fallback is None or not isinstance(exc, getattr(self.store, "errors", ())):
+                raise
+            self._fell_back(exc)
+            return self.fallback.seat(series, expected, self.wait_s, time.time())
 
     def _fell_back(self, exc: BaseException) -> None:
         metrics.GROUP_STORE_FALLBACKS.inc()

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         default_factory=lambda: ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>",
                                  "<end_of_turn>", "<｜end▁of▁sentence｜>", "</s>", "<eos>", "[EOS]"],
         description="end-of-turn and stop tokens stripped from the end of /get_reward responses")
+    # OpenRLHF scores each sample on its own (one query per request): the samples of one prompt
+    # form a GRPO group only if the server knows the group's size (n_samples_per_prompt).
+    openrlhf_group_size: int | None = Field(
+        None, ge=1, le=4096, description="/get_reward's group size (OpenRLHF's n_samples_per_prompt) when the "
+        "request names none (?group_size=N or a group_size field): the samples of one prompt, sent one per "
+        "request, form groups of this size across requests and replicas")
     # Access: when keys are set, /score and /get_reward need one (Authorization: Bearer KEY, or X-API-Key).
     api_keys: str | None = Field(None, description="comma-separated API keys")
     api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (a mounted Secret)")
