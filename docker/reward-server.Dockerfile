@@ -1,42 +1,57 @@
 # syntax=docker/dockerfile:1
 # The reward server. Two targets:
-#   cuda (default): an NVIDIA CUDA runtime base, torch's CUDA build; run with a GPU.
-#   cpu:            a slim Python base; rule verifiers, math workers, CPU models.
+#   cuda (default): an NVIDIA CUDA runtime base matching torch's CUDA build; run with a GPU.
+#   cpu:            a slim Python base and torch's CPU build (no CUDA libraries); rule verifiers,
+#                   math workers, CPU models.
 # Models and profiles are mounted (/models, /config), not baked in.
 #   docker build -f docker/reward-server.Dockerfile --target cuda -t harmo/reward-server:cuda .
 #   docker build -f docker/reward-server.Dockerfile --target cpu  -t harmo/reward-server:cpu .
+# Where torch comes from: TORCH_CPU_INDEX for the cpu target (PyTorch's CPU wheels; a mirror or
+# `--find-links DIR --no-index` through TORCH_CPU_PIP_ARGS); the cuda target takes PyPI's build,
+# whose CUDA (13.0 for torch 2.13) the base image must match (checked at build time).
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
+ARG CUDA_IMAGE=nvidia/cuda:13.0.3-runtime-ubuntu24.04
 
 FROM ${PYTHON_IMAGE} AS python
 
 # ---- build: a virtual environment with the server (rules, models, instruction checks) ----
-FROM python AS build
+FROM python AS build-base
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # every dependency at the version the test suite ran with
 COPY docker/constraints-server.txt ./constraints.txt
-RUN pip install --constraint constraints.txt torch
 COPY pyproject.toml README.md ./
 COPY harmo ./harmo
 COPY services ./services
 COPY trainer ./trainer
-RUN pip install --constraint constraints.txt ".[server]"
+
+FROM build-base AS build-cpu
+ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# torch's CPU build first (a plain `pip install torch` on Linux is the CUDA build and ~20 NVIDIA
+# wheels); the rest then finds torch satisfied
+# hadolint ignore=DL3013,SC2086
+RUN pip install ${TORCH_CPU_PIP_ARGS} "torch==$(sed -n 's/^torch==//p' constraints.txt)" \
+    && pip install --constraint constraints.txt ".[server]" \
+    && python -c "import importlib.metadata as m, torch; \
+bad = [d.metadata['Name'] for d in m.distributions() if d.metadata['Name'].lower().startswith(('nvidia-', 'cuda-'))]; \
+assert torch.version.cuda is None and not bad, (torch.version.cuda, bad)"
+
+FROM build-base AS build-cuda
+RUN pip install --constraint constraints.txt torch ".[server]"
 
 # ---- cpu ----
 FROM python AS cpu
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_HOME=/models/hf \
     HARMO_MODEL_DIR=/models/harmo HARMO_NLTK_DATA=/home/harmo/nltk_data HARMO_MODEL_DEVICE=cpu
-COPY --from=build /opt/venv /opt/venv
+COPY --from=build-cpu /opt/venv /opt/venv
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -p /models /config \
     && chown harmo /models /config
 USER 10001
 WORKDIR /home/harmo
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["reward-server", "healthcheck"]
 ENTRYPOINT ["reward-server", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---- cuda (default) ----
@@ -45,12 +60,14 @@ FROM ${CUDA_IMAGE} AS cuda
 COPY --from=python /usr/local /usr/local
 ENV PATH=/opt/venv/bin:/usr/local/bin:$PATH LD_LIBRARY_PATH=/usr/local/lib PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 \
     HF_HOME=/models/hf HARMO_MODEL_DIR=/models/harmo HARMO_NLTK_DATA=/home/harmo/nltk_data HARMO_MODEL_DEVICE=auto
-COPY --from=build /opt/venv /opt/venv
+COPY --from=build-cuda /opt/venv /opt/venv
+# torch's CUDA and the base's must agree (major.minor)
+RUN python -c "import os, torch; want = '.'.join(os.environ['CUDA_VERSION'].split('.')[:2]); \
+assert torch.version.cuda == want, (torch.version.cuda, want)"
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -p /models /config \
     && chown harmo /models /config
 USER 10001
 WORKDIR /home/harmo
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 CMD ["reward-server", "healthcheck"]
 ENTRYPOINT ["reward-server", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -68,6 +68,19 @@ def test_compose_file_is_valid_for_both_profiles_and_every_setting_is_documented
     assert s["trainer"]["depends_on"]["reward-server"]["condition"] == "service_healthy"
     assert s["reward-server"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert {"model-cache", "outputs", "checkpoints", "redis-data"} <= set(cfg["volumes"])
+    # GPUs: every GPU service gets devices of its own (a `count` would give each the first GPUs),
+    # and the trainer is told how many it has
+    gpus = {}
+    for name, svc in s.items():
+        for dev in svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", []):
+            assert "count" not in dev and dev["device_ids"], name
+            gpus[name] = [g for ids in dev["device_ids"] for g in ids.split(",")]
+    assert set(gpus) == {"reward-server", "rollout", "trainer"}
+    every = [g for ids in gpus.values() for g in ids]
+    assert len(every) == len(set(every)) == 8, gpus
+    assert f"trainer.n_gpus_per_node={len(gpus['trainer'])}" in s["trainer"]["command"]
+    # the health check is a plain argv, the same under every engine
+    assert s["reward-server"]["healthcheck"]["test"] == ["CMD", "reward-server", "healthcheck", "--ready"]
 
 
 def test_yaml_files_pass_yamllint():
@@ -134,10 +147,13 @@ def test_manifests_wire_the_services_together():
         probes = pod["spec"]["containers"][0]
         assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert "nvidia.com/gpu" in probes["resources"]["limits"]
-        # the GPU profile, its models pulled by an init container onto the shared model volume
+        # the GPU profile (or, on a single-GPU cluster, the CPU image and the embedded profiles:
+        # its one GPU trains), its models pulled by an init container onto the shared model volume
+        gpu = overlay != "dev-single-gpu"
+        assert ("nvidia.com/gpu" in probes["resources"]["limits"]) == gpu
+        assert probes["image"].endswith("-cuda" if gpu else "-cpu")
         profiles = by_kind(docs, "ConfigMap", "harmo-profiles")
-        assert profiles["data"]["profiles.yaml"] == (ROOT / "services/reward_server/profiles-gpu.yaml").read_text()
+        assert profiles["data"]["profiles.yaml"] == PROFILES[gpu].read_text()
         [init] = pod["spec"]["initContainers"]
         assert init["command"] == ["reward-server", "models", "pull"] and init["image"] == probes["image"]
         init_env = {e["name"]: e.get("value") for e in init["env"]}
@@ -153,6 +169,29 @@ def test_manifests_wire_the_services_together():
         for metric in ("harmo_requests_total", "harmo_cache_hits_total", "harmo_model_queue_depth",
                        "harmo_redis_errors_total", "harmo_item_errors_total"):
             assert metric in exprs
+
+
+# the GPUs each overlay asks for in all, as k8s/README.md's table says
+OVERLAY_GPUS = {"dev-single-gpu": 1, "multi-node": 34}
+PROFILES = {True: ROOT / "services/reward_server/profiles-gpu.yaml", False: ROOT / "services/reward_server/profiles.yaml"}
+
+
+def test_overlays_ask_for_the_gpus_they_name():
+    table = (ROOT / "k8s/README.md").read_text()
+    assert set(OVERLAY_GPUS) == set(OVERLAYS)
+    for overlay, want in OVERLAY_GPUS.items():
+        docs = rendered(overlay)
+        dep = by_kind(docs, "Deployment", "harmo-reward-server")
+        hpa = by_kind(docs, "HorizontalPodAutoscaler", "harmo-reward-server")
+        limits = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+        total = int(limits.get("nvidia.com/gpu", 0)) * hpa["spec"]["minReplicas"]
+        for w in by_kind(docs, "RayJob", "harmo-grpo")["spec"]["rayClusterSpec"]["workerGroupSpecs"]:
+            total += int(w["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu", 0)) \
+                * w["replicas"]
+        assert total == want, (overlay, total)
+        assert re.search(rf"^\| {overlay} \|.*\| {want} \|$", table, re.M), overlay
+    single = (ROOT / "k8s/overlays/dev-single-gpu/profiles.yaml").read_text()
+    assert single == PROFILES[False].read_text()  # kustomize reads files under the overlay only
 
 
 def _entrypoint(dockerfile: Path, stage: str) -> tuple[list[str], dict[str, str]]:
@@ -270,9 +309,11 @@ backend pods
 
 @pytest.mark.parametrize("overlay", ["dev-single-gpu", "multi-node"])
 def test_kubernetes_services_find_each_other(tmp_path, overlay):
-    """The base's GPU profile as the pod runs it, on the CPU: the init container pulls the reward
-    model (a tiny Qwen2.5-VL in Skywork-VL-Reward-7B's layout, from a mirror: no hub here) onto
-    the model volume, then the server loads it and judges open-ended items with it. The
+    """The overlay's reward server as the pod runs it, on the CPU. Multi-node, the base's GPU
+    profile: the init container pulls the reward model (a tiny Qwen2.5-VL in
+    Skywork-VL-Reward-7B's layout, from a mirror: no hub here) onto the model volume, then the
+    server loads it and judges open-ended items with it. Single-GPU, the CPU image's embedded
+    profiles: nothing to pull, the packaged MiniLM judges them. The
     Deployment's replicas all run, behind a round-robin balancer standing in for the Service
     (HAProxy), and a GRPO group sent one member per request completes across them."""
     docs = rendered(overlay)
@@ -284,9 +325,12 @@ def test_kubernetes_services_find_each_other(tmp_path, overlay):
     mirror, models = tmp_path / "mirror", tmp_path / "models"
     models.mkdir()
     repo = yaml.safe_load(by_kind(docs, "ConfigMap", "harmo-profiles")["data"]["profiles.yaml"])
-    shutil.copytree(tiny_qwen25vl_rm(), mirror / repo["models"]["skywork_vl"]["path"])
+    gpu = dep["image"].endswith("-cuda")
+    mirror.mkdir()
+    if gpu:
+        shutil.copytree(tiny_qwen25vl_rm(), mirror / repo["models"]["skywork_vl"]["path"])
     redis = by_kind(docs, "Deployment", "harmo-redis")["spec"]["template"]["spec"]["containers"][0]
-    entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cuda")
+    entry, image_env = _entrypoint(ROOT / "docker/reward-server.Dockerfile", "cuda" if gpu else "cpu")
     config, secrets = tmp_path / "config", tmp_path / "secrets"
     config.mkdir()
     secrets.mkdir()
@@ -326,8 +370,9 @@ def test_kubernetes_services_find_each_other(tmp_path, overlay):
             "client_key": base64.b64decode(secret[key_ref["key"]]).decode()}
     report = _in_namespace(tmp_path, spec, ["harmo-redis", "harmo-reward-server"],
                            {"/config": config, "/secrets": secrets, "/models": models})
-    assert report["model-pull"] == 0 and "1 of 1 models ready" in (tmp_path / "model-pull.log").read_text()
-    assert report["open"] == [200, "model:skywork_vl"]
+    pulled = (tmp_path / "model-pull.log").read_text()
+    assert report["model-pull"] == 0 and ("1 of 1 models ready" if gpu else "nothing to pull") in pulled
+    assert report["open"] == [200, "model:skywork_vl" if gpu else "model:minilm"]
     # one member per request, spread over the replicas: one complete group, no deadline waited out
     group = report["group"]
     assert group["complete"] == [True] * 4 and group["group_errors"] == [], group

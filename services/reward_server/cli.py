@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -159,6 +160,22 @@ def audit(args: argparse.Namespace) -> None:
     raise SystemExit(audit_.main(args.profile, args.url, args.json, args.profiles))
 
 
+def healthcheck(args: argparse.Namespace) -> None:
+    """A container health check that every engine runs alike (a plain argv, no shell, no quoting):
+    exit 0 when the server answers 200, 1 otherwise, saying why on stderr."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{args.port}/{'readyz' if args.ready else 'healthz'}"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as resp:
+            ok = resp.status == 200
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"{url}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    raise SystemExit(0 if ok else 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="reward-server", description="harmo reward server")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -181,6 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("--url", help="audit a running server instead of an in-process pipeline")
     a.add_argument("--json", action="store_true", help="print the rows as JSON")
     a.set_defaults(func=audit)
+    h = sub.add_parser("healthcheck", help="exit 0 if the local server answers /healthz (a container health check)")
+    h.add_argument("--port", type=int, default=int(os.environ.get("HARMO_PORT", "8000")))
+    h.add_argument("--ready", action="store_true", help="ask /readyz (models loaded) instead")
+    h.add_argument("--timeout", type=float, default=3.0)
+    h.set_defaults(func=healthcheck)
     m = sub.add_parser("models", help="model weights on this node").add_subparsers(dest="models_cmd", required=True)
     pl = m.add_parser("pull", help="download (or copy from a mirror) and check the weights the profiles use")
     pl.add_argument("--profile", help="only the models this profile uses (default: every model in the file)")
