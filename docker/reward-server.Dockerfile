@@ -6,8 +6,8 @@
 # Models and profiles are mounted (/models, /config), not baked in.
 #   docker build -f docker/reward-server.Dockerfile --target cuda -t harmo/reward-server:cuda .
 #   docker build -f docker/reward-server.Dockerfile --target cpu  -t harmo/reward-server:cpu .
-# Where torch comes from: TORCH_CPU_INDEX for the cpu target (PyTorch's CPU wheels; a mirror or
-# `--find-links DIR --no-index` through TORCH_CPU_PIP_ARGS); the cuda target takes PyPI's build,
+# Where torch comes from: TORCH_CPU_INDEX for the cpu target (PyTorch's CPU wheels, PyPI for their dependencies; a mirror or
+# `--find-links DIR` through TORCH_CPU_PIP_ARGS); the cuda target takes PyPI's build,
 # whose CUDA (13.0 for torch 2.13) the base image must match (checked at build time).
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:13.0.3-runtime-ubuntu24.04
@@ -28,7 +28,7 @@ COPY services ./services
 COPY trainer ./trainer
 
 FROM build-base AS build-cpu
-ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"
 # torch's CPU build first (a plain `pip install torch` on Linux is the CUDA build and ~20 NVIDIA
 # wheels); the rest then finds torch satisfied
 # hadolint ignore=DL3013,SC2086

@@ -32,18 +32,22 @@ fi
 export HARMO_VLLM_PYTHON=${HARMO_VLLM_PYTHON:-$PWD/.venv-vllm/bin/python}
 
 # veRL (the trainer integration) in an environment of its own too: it pins transformers < 5.11.
+# Its versions: the trainer image's resolution, less torch (here: the CPU build) and the GPU-only stack.
+TRAINER_CPU=$(mktemp)
+grep -Ev '^(torch|torchvision|torchaudio|torchcodec|torch_c_dlpack_ext|vllm|triton|xformers|flashinfer|nvidia-|cuda-)' \
+  docker/constraints-trainer.txt > "$TRAINER_CPU"
 if [ ! -x .venv-trainer/bin/python ] || ! .venv-trainer/bin/python -c "import verl, harmo.client.verl_reward" 2>/dev/null; then
   "$PY" -m venv .venv-trainer
   .venv-trainer/bin/python -m pip install --quiet --upgrade pip
   .venv-trainer/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
-  .venv-trainer/bin/python -m pip install --quiet -c docker/constraints-trainer.txt -e '.[verl]'
+  .venv-trainer/bin/python -m pip install --quiet -c "$TRAINER_CPU" -e '.[verl]'
 fi
 # OpenRLHF's rollout and experience code, run unmodified by tests/test_openrlhf.py. Its declared
 # dependencies (DeepSpeed, flash-attn, vLLM, a transformers of its own) are the GPU training
 # stack: only what that code path imports is installed.
 if ! .venv-trainer/bin/python -c "import openrlhf, aiohttp, pylatexenc, sympy" 2>/dev/null; then
   .venv-trainer/bin/python -m pip install --quiet --no-deps "openrlhf==${OPENRLHF_VERSION:-0.11.2}"
-  .venv-trainer/bin/python -m pip install --quiet -c docker/constraints-trainer.txt aiohttp pylatexenc sympy
+  .venv-trainer/bin/python -m pip install --quiet -c "$TRAINER_CPU" aiohttp pylatexenc sympy
 fi
 export HARMO_TRAINER_PYTHON=${HARMO_TRAINER_PYTHON:-$PWD/.venv-trainer/bin/python}
 
