@@ -33,7 +33,7 @@ from devtools.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "localhost/harmo-smoke/base:bookworm"
-PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates,redis-server"
+PACKAGES = "python3,python3-venv,python3-pip,python-is-python3,ca-certificates,redis-server"
 HOST_PIP = ["/etc/pip.conf", "/etc/ssl/certs", "/opt/wheels", "/opt/pypi", "/opt/pypi-more"]
 IMAGES = {"reward-server": ("docker/reward-server.Dockerfile", "harmo/reward-server:0.1.0-cpu"),
           "policy-rollout": ("docker/policy-rollout.Dockerfile", "harmo/policy-rollout:0.1.0-cpu")}
@@ -60,6 +60,9 @@ def base_image(work: Path, env: dict, mirror: str) -> float:
     t = time.monotonic()
     rootfs = work / "rootfs"
     sh("debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(rootfs), mirror)
+    # as in the python image, pip installs into the system interpreter (no PEP 668 marker)
+    for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
+        marker.unlink()
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     subprocess.run(["podman", "import", "--change", 'CMD ["/bin/bash"]', "-", BASE], stdin=tar.stdout, env=env,
                    check=True, capture_output=True)

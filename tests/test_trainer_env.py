@@ -5,6 +5,7 @@ transformers must be the versions veRL itself pins for its vLLM rollout."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -41,3 +42,29 @@ def test_trainer_environment_resolves_to_its_constraints(tmp_path):
         if m:
             assert got[m[1]] == m[2], (m[1], got[m[1]], m[2])
     assert {"torch", "vllm", "verl", "transformers"} <= set(got)
+
+
+def _cuda_of_torch(version: str, tmp_path: Path) -> str:
+    """The CUDA (major.minor) PyPI's build of torch ``version`` is made for, from its metadata."""
+    report = tmp_path / f"torch-{version}.json"
+    # the index alone: no local wheel folders (a machine's CPU build of the same version)
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
+                        "--quiet", "--report", str(report), f"torch=={version}", "--index-url",
+                        "https://pypi.org/simple"], capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    [torch] = json.loads(report.read_text())["install"]
+    toolkit = [r for r in torch["metadata"]["requires_dist"] if r.startswith("cuda-toolkit")]
+    return re.search(r"==(\d+\.\d+)", toolkit[0])[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dockerfile, constraints", [("reward-server.Dockerfile", "constraints-server.txt"),
+                                                     ("trainer.Dockerfile", "constraints-trainer.txt")])
+def test_cuda_base_images_match_their_torch(tmp_path, dockerfile, constraints):
+    """The CUDA image's base is made for the CUDA its torch was built with (PyPI's build)."""
+    base = re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:(\d+\.\d+)\.\d+-", (ROOT / "docker" / dockerfile).read_text(),
+                     re.M)[1]
+    torch = re.search(r"^torch==(\S+)$", (ROOT / "docker" / constraints).read_text(), re.M)[1]
+    assert _cuda_of_torch(torch, tmp_path) == base
