@@ -104,9 +104,12 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="harmo-smoke-"))
     conf = work / "containers.conf"
-    # containers may not raise the open-files limit past this sandbox's own
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    conf.write_text(f'[engine]\nruntime = "runc"\n[containers]\ndefault_ulimits = ["nofile={soft}:{hard}"]\n')
+    # containers may not raise the open-files and process limits past this sandbox's own (and
+    # runc, here, may not set a process limit past 32768 even below the sandbox's)
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = min(32768, resource.getrlimit(resource.RLIMIT_NPROC)[1])
+    limits = f'"nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"'
+    conf.write_text(f'[engine]\nruntime = "runc"\n[containers]\ndefault_ulimits = [{limits}]\n')
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
     report: dict = {"work": str(work)}
     report["base_s"] = round(base_image(work, env, args.mirror), 1)
@@ -149,6 +152,8 @@ def main() -> int:
         t = time.monotonic()
         up = sh(*compose, "up", "-d", "--no-build", "--pull", "never", env=cenv, check=False, timeout=1200)
         report["up"] = {"rc": up.returncode, "s": round(time.monotonic() - t, 1), "log": up.stderr[-1500:]}
+        if up.returncode != 0:
+            raise RuntimeError(f"compose up failed:\n{up.stdout[-2000:]}\n{up.stderr[-3000:]}")
         url = f"http://127.0.0.1:{port}"
         report["healthz"] = httpx.get(f"{url}/healthz", timeout=10).json()
         item = {"items": [{"response": "<think>2+2</think><answer>\\boxed{4}</answer>", "reference": "4"}]}

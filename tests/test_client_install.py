@@ -74,3 +74,18 @@ def test_client_installs_alone_on_python_310_and_scores(tmp_path, server):
     assert out["python"] == [3, 10] and out["sync"] == out["async"] and out["sync"][0] > out["sync"][1]
     assert not [m for m in out["modules"] if not m.startswith("harmo")], out["modules"]
     assert "harmo.server" not in out["modules"]
+
+
+def test_every_package_folder_is_in_the_distribution():
+    """A non-editable install (every image) carries only the listed packages: a subpackage left out
+    of pyproject.toml imports here (editable) and fails in the images."""
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(cfg["packages"])
+    found = set()
+    for name, folder in cfg["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((name, *rel)))
+    assert found <= listed, sorted(found - listed)
