@@ -145,9 +145,10 @@ def main() -> int:
     checker = threading.Thread(target=run_healthchecks, args=(env, stop), daemon=True)
     try:
         # the models the rollout's policy needs, in the model-cache volume before `up` (docs/deploy.md)
-        sh("podman", "volume", "create", "harmo_model-cache", env=env, check=False)
-        sh("podman", "run", "--rm", "-v", "harmo_model-cache:/models", "-v", f"{smollm2_dir()}:/src:ro", BASE,
-           "cp", "-rL", "/src", "/models/smollm2-135m-instruct", env=env)
+        # as docs/deploy.md says: any image with the volume, as root, readable by the services' user
+        sh("podman", "run", "--rm", "--user", "0", "--entrypoint", "sh", "-v", "harmo_model-cache:/models", "-v",
+           f"{smollm2_dir()}:/src:ro", IMAGES["reward-server"][1], "-c",
+           "cp -r /src /models/smollm2-135m-instruct && chmod -R a+rX /models/smollm2-135m-instruct", env=env)
         checker.start()
         t = time.monotonic()
         up = sh(*compose, "up", "-d", "--no-build", "--pull", "never", env=cenv, check=False, timeout=1200)

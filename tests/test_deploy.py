@@ -79,6 +79,10 @@ def test_compose_file_is_valid_for_both_profiles_and_every_setting_is_documented
     every = [g for ids in gpus.values() for g in ids]
     assert len(every) == len(set(every)) == 8, gpus
     assert f"trainer.n_gpus_per_node={len(gpus['trainer'])}" in s["trainer"]["command"]
+    # vLLM's services get a /dev/shm it fits in (engines default to 64 MiB; vLLM needs 160 MiB and up)
+    cpu = json.loads(compose("--profile", "cpu", "config", "--format", "json").stdout)["services"]
+    for svc in (s["rollout"], s["trainer"], cpu["rollout-cpu"]):
+        assert int(svc["shm_size"]) >= 2**30, svc.get("shm_size")
     # the health check is a plain argv, the same under every engine
     assert s["reward-server"]["healthcheck"]["test"] == ["CMD", "reward-server", "healthcheck", "--ready"]
 
