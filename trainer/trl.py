@@ -127,6 +127,7 @@ class HarmoReward:
             self._warned = True
             log.warning("HarmoReward without group_size in %d processes: a prompt's completions split between "
                         "processes are scored as separate groups; pass group_size=num_generations", world)
+        run = self._run(world) if self.group_size else ""  # on every process, even one with no samples
         out = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
             reference = next((v for c in REFERENCE_COLUMNS if (v := _column(columns, c, i)) is not None), None)
@@ -136,7 +137,7 @@ class HarmoReward:
                 # TRL's grouping of the gathered batch; the prompt's digest keeps a misplaced
                 # sample out of another prompt's group (it would wait, flagged, never mix).
                 pos = rank * len(prompts) + i
-                group = f"trl:{self._run(world)}:{step}:{call}:{pos // self.group_size}:{digest[:16]}"
+                group = f"trl:{run}:{step}:{call}:{pos // self.group_size}:{digest[:16]}"
                 member = pos
             else:
                 group, member = f"{call}:{digest}", i
