@@ -6,9 +6,9 @@
 # Models and profiles are mounted (/models, /config), not baked in.
 #   docker build -f docker/reward-server.Dockerfile --target cuda -t harmo/reward-server:cuda .
 #   docker build -f docker/reward-server.Dockerfile --target cpu  -t harmo/reward-server:cpu .
-# Where torch comes from: TORCH_CPU_INDEX for the cpu target (PyTorch's CPU wheels, PyPI for their dependencies; a mirror or
-# `--find-links DIR` through TORCH_CPU_PIP_ARGS); the cuda target takes PyPI's build,
-# whose CUDA (13.0 for torch 2.13) the base image must match (checked at build time).
+# Where torch comes from: the cpu target takes TORCH_CPU_PIP_ARGS (PyTorch's CPU index, PyPI for
+# its dependencies; a mirror, or `--find-links DIR` with a local wheel); the cuda target takes
+# PyPI's build, whose CUDA (13.0 for torch 2.13) the base image must match (checked at build time).
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:13.0.3-runtime-ubuntu24.04
 
