@@ -52,6 +52,16 @@ class RewardRequestError(RewardClientError):
         self.status = status
 
 
+def server_urls(urls: str | Sequence[str] | None = None) -> list[str]:
+    """The reward servers: ``urls``, else ``$HARMO_REWARD_URL`` (one name everywhere: configs,
+    launch scripts, trainers' adapters; several servers comma-separated)."""
+    raw = urls or os.environ.get("HARMO_REWARD_URL", "").split(",")
+    out = [u.strip().rstrip("/") for u in ([raw] if isinstance(raw, str) else raw) if u and u.strip()]
+    if not out:
+        raise ValueError("no reward server: set HARMO_REWARD_URL (several servers comma-separated)")
+    return out
+
+
 def _stable_hash(key: str) -> int:
     # the same in every process (Python's hash() is salted per process)
     return zlib.crc32(key.encode())

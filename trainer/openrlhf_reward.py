@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from harmo.client.client import RewardClient
+from harmo.client.client import RewardClient, server_urls
 
 _client: RewardClient | None = None
 _lock = threading.Lock()
@@ -51,10 +51,7 @@ def client() -> RewardClient:
     global _client
     with _lock:
         if _client is None:
-            urls = [u.strip() for u in os.environ.get("HARMO_REWARD_URL", "").split(",") if u.strip()]
-            if not urls:
-                raise RuntimeError("HARMO_REWARD_URL is not set: the reward server's URL (several comma-separated)")
-            _client = RewardClient(urls, deadline_s=float(os.environ.get("HARMO_DEADLINE_S", "600")))
+            _client = RewardClient(server_urls(), deadline_s=float(os.environ.get("HARMO_DEADLINE_S", "600")))
         return _client
 
 

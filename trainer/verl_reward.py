@@ -33,7 +33,7 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
-from harmo.client.client import AsyncRewardClient, RewardClientError
+from harmo.client.client import AsyncRewardClient, RewardClientError, server_urls
 from harmo.client.items import make_item, plain
 
 try:  # veRL is there in a trainer environment; the adapter logic below is importable without it
@@ -189,11 +189,10 @@ def reward_urls(kw: dict) -> list[str]:
     """The reward servers: ``reward.reward_kwargs.harmo.urls``, else ``$HARMO_REWARD_URL`` (one
     name everywhere: configs, launch scripts, manager; several servers comma-separated); the
     manager and the pre-flight read the same."""
-    urls = kw.get("urls") or os.environ.get("HARMO_REWARD_URL", "").split(",")
-    out = [u.strip().rstrip("/") for u in ([urls] if isinstance(urls, str) else urls) if u and u.strip()]
-    if not out:
-        raise ValueError("no reward server: set reward.reward_kwargs.harmo.urls or HARMO_REWARD_URL")
-    return out
+    try:
+        return server_urls(kw.get("urls"))
+    except ValueError:
+        raise ValueError("no reward server: set reward.reward_kwargs.harmo.urls or HARMO_REWARD_URL") from None
 
 
 def _get(cfg: Any, *path: str) -> Any:

@@ -346,7 +346,8 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         # OpenRLHF takes a number for every query: a query without a reward (past a size limit,
         # unjudged) gets the profile's error_value, flagged in extra_logs.reward_null (and logged),
         # and the other queries keep their rewards.
-        fallback = pipeline.profiles.get(name).error_value
+        prof = pipeline.profiles.get(name)
+        fallback = prof.error_value
         if nulls:
             logging.getLogger("harmo.server").warning(
                 "get_reward: %d of %d queries have no reward (%s); they get error_value %g, flagged reward_null",
@@ -357,7 +358,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         # components, NaN where one does not apply to a query.
         nan = float("nan")
         logs_ = {k: [v if (v := r.components.get(k)) is not None else nan for r in out.results]
-                 for k in sorted(pipeline.profiles.get(name).components)}
+                 for k in sorted(prof.components)}
         logs_["reward_null"] = [float(r.reward is None) for r in out.results]
         body = OpenRLHFResponse(rewards=rewards, scores=rewards, extra_logs=logs_)
         return Response(body.model_dump_json(), media_type="application/json")
