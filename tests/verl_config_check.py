@@ -24,10 +24,15 @@ def leaves(d, prefix=""):
             yield path
 
 
-def main(name: str) -> None:
+def main(name: str, overrides: list[str]) -> None:
     root = os.path.join(os.path.dirname(__file__), "..", "trainer", "configs")
     base = OmegaConf.load(os.path.join(os.path.dirname(verl.__file__), "trainer/config/_generated_ppo_trainer.yaml"))
     ours = yaml.safe_load(open(os.path.join(root, f"{name}.yaml")))
+    for o in overrides:  # config-group files (+group=option) are checked like the config itself
+        if o.startswith("+") and "=" in o:
+            group, option = o[1:].split("=", 1)
+            ours = OmegaConf.to_container(OmegaConf.merge(ours, yaml.safe_load(
+                open(os.path.join(root, group, f"{option}.yaml")))))
     plain = OmegaConf.to_container(base, resolve=False)  # "???" (required) values stay visible
 
     def exists(path: str) -> bool:
@@ -40,7 +45,7 @@ def main(name: str) -> None:
 
     unknown = [p for p in leaves(ours) if not p.startswith(FREE_FORM) and not exists(p)]
     with initialize_config_dir(config_dir=os.path.abspath(root), version_base=None):
-        cfg = compose(config_name=name)
+        cfg = compose(config_name=name, overrides=overrides)
     print(json.dumps({
         "unknown_keys": unknown,
         "adv_estimator": cfg.algorithm.adv_estimator,
@@ -51,8 +56,11 @@ def main(name: str) -> None:
         "reward_manager": cfg.reward.reward_manager.name,
         "profile": cfg.reward.reward_kwargs.harmo.profile,
         "setup_hook": cfg.ray_kwargs.ray_init.runtime_env.worker_process_setup_hook,
+        "val_profile": cfg.reward.reward_kwargs.harmo.get("val_profile"),
+        "seed": cfg.data.get("seed"),
+        "experiment_name": cfg.trainer.experiment_name,
     }))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "harmo_grpo")
+    main(sys.argv[1] if len(sys.argv) > 1 else "harmo_grpo", sys.argv[2:])

@@ -31,6 +31,7 @@ def preflight(config, wait_s: float = 600.0) -> None:
         return
     kw = plain(config.reward.get("reward_kwargs", {}).get("harmo", {}) or {})
     profile = kw.get("profile")
+    wanted = [p for p in dict.fromkeys([profile, kw.get("val_profile")]) if p is not None]
     for url in reward_urls(kw):
         deadline = time.monotonic() + wait_s
         while True:
@@ -43,8 +44,9 @@ def preflight(config, wait_s: float = 600.0) -> None:
                 raise SystemExit(f"reward server {url} not ready after {wait_s:g}s")
             time.sleep(2)
         names = [p["name"] for p in httpx.get(f"{url}/v1/profiles", timeout=10).json()["profiles"]]
-        if profile is not None and profile not in names:
-            raise SystemExit(f"reward server {url} has no profile {profile!r}; it has {names}")
+        missing = [p for p in wanted if p not in names]
+        if missing:
+            raise SystemExit(f"reward server {url} has no profile {missing[0]!r}; it has {names}")
         # One scoring call, authenticated as the reward loop will be: a bad or missing API key
         # fails here, in seconds, not as 401s on every sample after the policy has loaded.
         try:

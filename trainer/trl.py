@@ -76,15 +76,21 @@ class HarmoReward:
     __name__ = "harmo"  # TRL logs each reward function under its name
 
     def __init__(self, urls: str | Sequence[str], profile: str | None = None, group_size: int | None = None,
-                 run_id: str | None = None, **client_kwargs: Any) -> None:
+                 run_id: str | None = None, response_prefix: str = "", name: str = "harmo",
+                 **client_kwargs: Any) -> None:
         """``group_size``: the trainer's ``num_generations``. ``run_id`` (default ``$HARMO_RUN_ID``,
         else one made on the first call and shared by rank 0 with the other processes) keeps two
         runs apart on a shared server, which remembers computed groups for a while: the same data
-        order and step would otherwise name the same groups."""
+        order and step would otherwise name the same groups. ``response_prefix``: text the prompts
+        end with that belongs to the response, an assistant prefill such as ``<think>`` (TRL's
+        completions start after it, the format check needs it). ``name``: the reward's name in
+        TRL's logs and the prefix of its components' metrics (two instances need two names)."""
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.profile = profile
         self.group_size = group_size
         self.run_id = run_id if run_id is not None else os.environ.get("HARMO_RUN_ID") or None
+        self.response_prefix = response_prefix
+        self.__name__ = name
         self.client_kwargs = client_kwargs
         self._calls = itertools.count()
         self._client: Any = None
@@ -93,11 +99,11 @@ class HarmoReward:
     def __getstate__(self) -> dict[str, Any]:
         # Neither the client (sockets, locks) nor the counter crosses a process boundary.
         return {"urls": self.urls, "profile": self.profile, "group_size": self.group_size, "run_id": self.run_id,
-                "client_kwargs": self.client_kwargs}
+                "response_prefix": self.response_prefix, "name": self.__name__, "client_kwargs": self.client_kwargs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["urls"], state["profile"], state["group_size"], state["run_id"],  # type: ignore[misc]
-                      **state["client_kwargs"])
+                      state.get("response_prefix", ""), state.get("name", "harmo"), **state["client_kwargs"])
 
     @property
     def client(self) -> RewardClient:
@@ -142,7 +148,8 @@ class HarmoReward:
             else:
                 group, member = f"{call}:{digest}", i
             out.append(make_item(
-                id=str(member), response=_text(completion), group_id=group, group_size=self.group_size,
+                id=str(member), response=self.response_prefix + _text(completion), group_id=group,
+                group_size=self.group_size,
                 data_source=_column(columns, "data_source", i), reference=reference, extra=extra,
                 messages=prompt if isinstance(prompt, list) else None,
                 prompt=prompt if not isinstance(prompt, list) else None, images=_column(columns, "images", i),
@@ -155,7 +162,7 @@ class HarmoReward:
         state = columns.pop("trainer_state", None)
         results = self.client.score(self.items(prompts, completions, completion_ids, columns, state),
                                     profile=self.profile)
-        log_components(results, log_metric, log_extra)
+        log_components(results, log_metric, log_extra, self.__name__)
         return [r.reward for r in results]
 
     def close(self) -> None:
@@ -179,7 +186,7 @@ class AsyncHarmoReward(HarmoReward):
         state = columns.pop("trainer_state", None)
         results = await self.client.score(self.items(prompts, completions, completion_ids, columns, state),
                                           profile=self.profile)
-        log_components(results, log_metric, log_extra)
+        log_components(results, log_metric, log_extra, self.__name__)
         return [r.reward for r in results]
 
     async def aclose(self) -> None:
@@ -188,19 +195,26 @@ class AsyncHarmoReward(HarmoReward):
             self._client = None
 
 
-def log_components(results: list, log_metric: Callable | None, log_extra: Callable | None) -> None:
+def log_components(results: list, log_metric: Callable | None, log_extra: Callable | None,
+                   prefix: str = "harmo") -> None:
     """Each component's mean over the samples it applies to (a metric) and its values per sample
-    (a completions-table column, None where it does not apply), plus the share of null rewards."""
+    (a completions-table column, None where it does not apply), plus the shares of null rewards,
+    of samples with a typed error, and of each error code (``<prefix>/error/<component>/<code>``)."""
     names = sorted({k for r in results for k in r.components})
     for name in names:
         values = [r.components.get(name) for r in results]
         present = [v for v in values if v is not None]
         if log_metric is not None and present:
-            log_metric(f"harmo/{name}", sum(present) / len(present))
+            log_metric(f"{prefix}/{name}", sum(present) / len(present))
         if log_extra is not None:
-            log_extra(f"harmo/{name}", values)
+            log_extra(f"{prefix}/{name}", values)
     if log_metric is not None and results:
-        log_metric("harmo/null_reward", sum(r.reward is None for r in results) / len(results))
+        n = len(results)
+        log_metric(f"{prefix}/null_reward", sum(r.reward is None for r in results) / n)
+        log_metric(f"{prefix}/errors", sum(bool(r.errors) for r in results) / n)
+        codes = [f"{e.component}/{e.code}" for r in results for e in r.errors]
+        for code in sorted(set(codes)):
+            log_metric(f"{prefix}/error/{code}", codes.count(code) / n)
 
 
 def harmo_reward_func(urls: str | Sequence[str], profile: str | None = None, group_size: int | None = None,

@@ -7,6 +7,7 @@ reward.reward_manager.name=HarmoRewardManager``. Settings come from ``reward.rew
 
     urls: [http://reward-server:8000]   # or $HARMO_REWARD_URL (several: comma-separated)
     profile: harmo                      # null: by data_source on the server
+    val_profile: null                   # validation batches' profile (null: the same as profile)
     deadline_s: 600                     # per sample, retries included
     null_reward: raise                  # or a number, counted in reward_extra_info.reward_null
     send_images: false                  # attach the rollout's images (data URLs) for VLM rewards
@@ -132,6 +133,8 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
         kw = plain(_get(config, "reward", "reward_kwargs", "harmo") or {})
         self.urls = reward_urls(kw)
         self.profile = kw.get("profile")
+        # An ablation trains each run on its own profile and validates all of them on one.
+        self.val_profile = kw.get("val_profile") or self.profile
         self.null_reward = kw.get("null_reward", "raise")
         self.send_images = bool(kw.get("send_images", False))
         self.deadline_s = float(kw.get("deadline_s", 600))
@@ -140,8 +143,8 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
         self.client = AsyncRewardClient(self.urls, deadline_s=self.deadline_s, api_key=kw.get("api_key"),
                                         linger_s=float(kw.get("linger_ms", 10)) / 1000,
                                         max_batch_items=int(kw.get("max_batch_items", 512)))
-        self.keys = [str(k) for k in kw.get("components", [])] or _profile_components(
-            self.urls[0], self.profile, self.deadline_s)
+        self.keys = [str(k) for k in kw.get("components", [])] or sorted(
+            {k for p in {self.profile, self.val_profile} for k in _profile_components(self.urls[0], p, self.deadline_s)})
         # (uid, response digest) -> how many times this worker scored it in this step: identical
         # responses in a group are distinct members. Bounded: old groups are forgotten.
         self._seen: OrderedDict[str, int] = OrderedDict()
@@ -180,7 +183,7 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
                           response_length=n_valid, prompt=prompt, messages=plain(raw_prompt) if raw_prompt is not None
                           else None, images=images, occurrence=self._occurrence(nt.get("uid"), response),
                           scope=self._scope)
-        result = await self.client.score_one(item, profile=self.profile)
+        result = await self.client.score_one(item, profile=self.val_profile if validate else self.profile)
         score, info = extra_info_of(result, self.keys, self.null_reward)
         return {"reward_score": score, "reward_extra_info": info}
 

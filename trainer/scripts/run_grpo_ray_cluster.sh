@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 runtime_env=$(python - <<PY
 import json, os
 env = {k: os.environ[k] for k in ("HARMO_REWARD_URL", "HARMO_API_KEY", "HARMO_PROFILE", "HARMO_TRAIN_FILES",
-                                  "HARMO_VAL_FILES", "HARMO_POLICY") if k in os.environ}
+                                  "HARMO_VAL_FILES", "HARMO_POLICY", "HARMO_SEED") if k in os.environ}
 print(json.dumps({"working_dir": ".", "env_vars": env,
                   "worker_process_setup_hook": "harmo.client.verl_reward.setup_worker"}))
 PY
