@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -52,9 +53,24 @@ def test_a_group_split_between_processes_is_one_group(server, monkeypatch):
     assert split_call(server.url, monkeypatch) != whole
 
 
-def test_run_id_is_kept_when_pickled():
-    import pickle
+def test_a_prefilled_response_and_a_named_reward(server):
+    """A prompt that prefills ``<think>``: TRL's completion lacks it, ``response_prefix`` puts it
+    back for the format check; ``name`` prefixes every metric, errors included."""
+    logged: dict[str, float] = {}
+    kw = dict(prompts=["What is 6 * 7?"] * 2, completions=["six sevens</think><answer>42</answer>", "x" * 20001],
+              solution=["42"] * 2, log_metric=logged.__setitem__)
+    harmo_trl.HarmoReward(server.url, profile="harmo")(**kw)
+    assert logged["harmo/format"] == 0.0
+    f = harmo_trl.HarmoReward(server.url, profile="harmo", response_prefix="<think>", name="full")
+    assert pickle.loads(pickle.dumps(f)).__name__ == "full"
+    logged.clear()
+    f(**kw)
+    assert logged["full/format"] > 0.0 and not any(k.startswith("harmo/") for k in logged)
+    errors = {k: v for k, v in logged.items() if k.startswith("full/error/")}  # the response over the size limit
+    assert logged["full/errors"] == 0.5 and list(errors.values()) == [0.5], logged
 
+
+def test_run_id_is_kept_when_pickled():
     f = harmo_trl.HarmoReward("http://x", group_size=8, run_id="r1")
     g = pickle.loads(pickle.dumps(f))
     assert (g.group_size, g.run_id, g.urls) == (8, "r1", ["http://x"])

@@ -18,7 +18,7 @@ TRAINER_PYTHON = os.environ.get("HARMO_TRAINER_PYTHON", str(ROOT / ".venv-traine
 @pytest.mark.slow
 def test_verl_reward_loop_equals_one_score_call(server):
     proc = subprocess.run([TRAINER_PYTHON, "tests/verl_loop.py", "--server", server.url, "--tokenizer",
-                           str(smollm2_dir()), "--groups", "6", "--workers", "2"],
+                           str(smollm2_dir()), "--groups", "6", "--workers", "2", "--val-profile", "harmo"],
                           capture_output=True, text=True, cwd=ROOT, timeout=540,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -31,6 +31,13 @@ def test_verl_reward_loop_equals_one_score_call(server):
         assert got == pytest.approx(r["reward"], abs=1e-6)  # rm_scores are float32
     # Every component, per sample, under the same keys for all: NaN (null here) where it does not apply.
     assert out["extra_keys"] == ["accuracy", "format", "instruction", "length", "acc", "reward_null"]
+    # An ablation arm (val_profile): trained on accuracy_only, validated on harmo, with the keys of both.
+    for phase in ("train", "validate"):
+        got_phase = out["by_phase"][phase]
+        assert got_phase["extra_keys"] == out["extra_keys"], phase
+        assert got_phase["rm"] == pytest.approx([r if r is not None else 0.0 for r in got_phase["reference"]],
+                                                abs=1e-6), phase
+    assert out["by_phase"]["train"]["rm"] != out["by_phase"]["validate"]["rm"]
     for key in ("accuracy", "format", "instruction", "length"):
         assert out["extra"][key] == [r["components"].get(key) for r in ref], key
     assert out["extra"]["acc"] == [{"correct": 1.0, "incorrect": 0.0}.get(r["accuracy"]["verdict"]) for r in ref]

@@ -80,7 +80,8 @@ def floor_score(data_source, solution_str, ground_truth, extra_info=None, **_):
     return 0.0
 
 
-def config(tokenizer_dir: str, server: str, workers: int, floor: bool = False, one_per_call: bool = False):
+def config(tokenizer_dir: str, server: str, workers: int, floor: bool = False, one_per_call: bool = False,
+           profile: str = "harmo", val_profile: str | None = None):
     cfg = OmegaConf.load(os.path.join(os.path.dirname(verl.__file__), "trainer/config/_generated_ppo_trainer.yaml"))
     with open_dict(cfg):
         cfg.actor_rollout_ref.model.path = tokenizer_dir
@@ -91,7 +92,11 @@ def config(tokenizer_dir: str, server: str, workers: int, floor: bool = False, o
         cfg.reward.reward_manager.source = "register"
         cfg.reward.reward_model.enable = False
         cfg.reward.custom_reward_function.path = None
-        cfg.reward.reward_kwargs = {"harmo": {"urls": [server], "profile": "harmo", "deadline_s": 120}}
+        cfg.actor_rollout_ref.rollout.val_kwargs.n = N
+        cfg.reward.reward_kwargs = {"harmo": {"urls": [server], "profile": profile, "deadline_s": 120}}
+        if val_profile:  # an ablation arm: what its profile cannot judge counts 0, as configured
+            cfg.reward.reward_kwargs.harmo.val_profile = val_profile
+            cfg.reward.reward_kwargs.harmo.null_reward = 0.0
         if one_per_call:  # every sample its own request: the members of a group spread over replicas
             cfg.reward.reward_kwargs.harmo.linger_ms = 0
             cfg.reward.reward_kwargs.harmo.max_batch_items = 1
@@ -111,6 +116,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=0, help="time this many more batches (fresh group ids each)")
     ap.add_argument("--floor", action="store_true", help="veRL's naive manager with a reward that costs nothing")
     ap.add_argument("--one-per-call", action="store_true", help="one sample per request (no coalescing)")
+    ap.add_argument("--val-profile", default=None, help="also: a manager training on accuracy_only and validating "
+                    "on this profile scores one training and one validation batch")
     args = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     rows = samples(args.groups, random.Random(0))
@@ -129,6 +136,18 @@ def main() -> None:
             t = time.perf_counter()
             manager.compute_rm_score(data)
             timings.append(time.perf_counter() - t)
+        by_phase = {}
+        if args.val_profile:
+            manager = RewardLoopManager(config(args.tokenizer, args.server, args.workers, profile="accuracy_only",
+                                               val_profile=args.val_profile))
+            for phase in ("train", "validate"):
+                data.non_tensor_batch["uid"] = np.array([f"{r['uid']}-{phase}" for r in rows], dtype=object)
+                data.meta_info = {"validate": phase == "validate"}
+                got = manager.compute_rm_score(data)
+                by_phase[phase] = {"rm": got.batch["rm_scores"].sum(1).tolist(),
+                                   "extra_keys": got.meta_info["reward_extra_keys"]}
+            data.non_tensor_batch["uid"] = np.array([r["uid"] for r in rows], dtype=object)
+            data.meta_info = {}
     finally:
         ray.shutdown()
     if args.floor:
@@ -150,6 +169,10 @@ def main() -> None:
     import httpx
 
     ref = httpx.post(f"{args.server}/score", json={"profile": "harmo", "items": items}, timeout=120).json()
+    if args.val_profile:
+        for phase, profile in (("train", "accuracy_only"), ("validate", args.val_profile)):
+            by_phase[phase]["reference"] = [r["reward"] for r in httpx.post(
+                f"{args.server}/score", json={"profile": profile, "items": items}, timeout=120).json()["results"]]
     json.dump({
         "rm_at_last_token": [float(rm[i, last[i]]) for i in range(len(rows))],
         "rm_elsewhere_zero": bool((rm.sum(1) == torch.tensor([float(rm[i, last[i]]) for i in range(len(rows))])).all()),
@@ -159,6 +182,7 @@ def main() -> None:
         "reference": ref["results"],
         "items": items,
         "timings_s": timings,
+        "by_phase": by_phase,
     }, sys.stdout)
 
 

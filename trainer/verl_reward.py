@@ -143,8 +143,8 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
         self.client = AsyncRewardClient(self.urls, deadline_s=self.deadline_s, api_key=kw.get("api_key"),
                                         linger_s=float(kw.get("linger_ms", 10)) / 1000,
                                         max_batch_items=int(kw.get("max_batch_items", 512)))
-        self.keys = [str(k) for k in kw.get("components", [])] or sorted(
-            {k for p in {self.profile, self.val_profile} for k in _profile_components(self.urls[0], p, self.deadline_s)})
+        self.keys = [str(k) for k in kw.get("components", [])] or sorted({
+            k for p in {self.profile, self.val_profile} for k in _profile_components(self.urls[0], p, self.deadline_s)})
         # (uid, response digest) -> how many times this worker scored it in this step: identical
         # responses in a group are distinct members. Bounded: old groups are forgotten.
         self._seen: OrderedDict[str, int] = OrderedDict()

@@ -40,6 +40,22 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _series(run: dict[str, Any], name: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one curve: ``reward``, ``completion_length`` or a full-profile component."""
+    xs, ys = [], []
+    for s in run["steps"]:
+        v = s.get(name) if name in ("reward", "completion_length") else s["full"].get(name)
+        if v is not None:
+            xs.append(s["step"])
+            ys.append(v)
+    return xs, ys
+
+
+def _smooth(ys: list[float], window: int) -> list[float]:
+    """Trailing mean: per-step means of 8 samples are noisy."""
+    return [sum(ys[max(0, i - window + 1):i + 1]) / len(ys[max(0, i - window + 1):i + 1]) for i in range(len(ys))]
+
+
 def plot(out: Path, metrics: dict[str, Any]) -> list[str]:
     import matplotlib
 
@@ -47,34 +63,50 @@ def plot(out: Path, metrics: dict[str, Any]) -> list[str]:
     import matplotlib.pyplot as plt
 
     files = []
+    window = max(1, min(5, metrics["config"]["budget"]["steps"] // 6))
     for profile, runs in metrics["runs"].items():
-        names = ["reward (trained on)", *[f"full: {c}" for c in CURVES], "completion length"]
+        names = ["reward", *CURVES, "completion_length"]
+        titles = ["reward (trained on)", *[f"full: {c}" for c in CURVES], "completion length (tokens)"]
         fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), sharex=True)
-        for ax, name in zip(axes.flat, names):
-            for seed, run in runs.items():
-                xs, ys = [], []
-                for s in run["steps"]:
-                    if name.startswith("reward"):
-                        v = s.get("reward")
-                    elif name == "completion length":
-                        v = s.get("completion_length")
-                    else:
-                        v = s["full"].get(name.split(": ")[1])
-                    if v is not None:
-                        xs.append(s["step"])
-                        ys.append(v)
-                ax.plot(xs, ys, marker=".", lw=1, label=f"seed {seed}")
-            ax.set_title(name, fontsize=10)
+        for ax, name, title in zip(axes.flat, names, titles):
+            for k, (seed, run) in enumerate(runs.items()):
+                xs, ys = _series(run, name)
+                ax.plot(xs, ys, lw=0.8, alpha=0.35, color=f"C{k}")
+                ax.plot(xs, _smooth(ys, window), lw=1.8, color=f"C{k}", label=f"seed {seed}")
+            ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
         for ax in axes[-1]:
             ax.set_xlabel("step")
         axes.flat[0].legend(fontsize=8)
-        fig.suptitle(f"profile {profile}: per-step means (full profile's components logged beside the reward)")
+        fig.suptitle(f"profile {profile}: per-step means (thin) and their {window}-step trailing mean; the full "
+                     "profile's components are logged beside the reward trained on")
         fig.tight_layout()
         name = f"components_{profile}.png"
         fig.savefig(out / name, dpi=90)
         plt.close(fig)
         files.append(name)
+
+    # The ablation at a glance: each profile's seeds averaged, the full profile's parts per step.
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], CURVES):
+        for k, (profile, runs) in enumerate(metrics["runs"].items()):
+            by_step: dict[int, list[float]] = {}
+            for run in runs.values():
+                for x, y in zip(*_series(run, name)):
+                    by_step.setdefault(x, []).append(y)
+            xs = sorted(by_step)
+            ys = [sum(by_step[x]) / len(by_step[x]) for x in xs]
+            ax.plot(xs, _smooth(ys, window), lw=1.8, color=f"C{k}", label=profile)
+        ax.set_title(f"full: {name}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"training batches scored by the full profile, per profile trained on (mean over seeds, "
+                 f"{window}-step trailing mean)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "ablation.png", dpi=90)
+    plt.close(fig)
+    files.append("ablation.png")
 
     summ = summary(metrics)
     before = _flat(metrics["before"])
@@ -139,9 +171,23 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
             cells.append(f"**{text}**" if r["beyond_spread"] else text)
         lines.append(f"| {dict(HELDOUT).get(key, key)} | {_fmt(_flat(metrics['before']).get(key))} | "
                      + " | ".join(cells) + " |")
-    lines += ["", "![held-out](heldout.png)", "", "## Training curves", ""]
-    for p in plots[:-1]:
-        lines += [f"![{p}]({p})", ""]
+    lines += ["", "![held-out](heldout.png)", "", "## Did it learn?", ""]
+    for p in summ:
+        n = len(metrics["runs"][p])
+        checks = []
+        for key, label in (("reward_mean", "the full reward's mean"), ("format_rate", "format adherence")):
+            r = summ[p].get(key)
+            if r is None:
+                continue
+            verdict = ("up" if r["change"] > 0 else "down") + (
+                " by more than the seed spread" if r["beyond_spread"] and n > 1 else
+                " (one seed: no spread measured)" if n == 1 else ", within the seed spread")
+            checks.append(f"{label} {_fmt(r['before'])} -> {_fmt(r['mean'])}, {verdict}")
+        lines.append(f"- `{p}` ({n} seed{'s' if n > 1 else ''}): " + "; ".join(checks) + ".")
+    lines += ["", "## Training curves", "", "![ablation](ablation.png)", ""]
+    for p in plots:
+        if p.startswith("components_"):
+            lines += [f"![{p}]({p})", ""]
     lines += ["## Null rewards and typed errors during training", "",
               "| profile | seed | null share (trained reward) | error share | error codes |", "|---|---|---|---|---|"]
     for profile, runs in metrics["runs"].items():
@@ -153,7 +199,10 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
             lines.append(f"| {profile} | {seed} | {_fmt(sum(null) / len(null) if null else None)} | "
                          f"{_fmt(sum(err) / len(err) if err else None)} | {', '.join(codes) or '–'} |")
     lines += ["", "## Hack audit of the held-out outputs", "",
-              "Outputs flagged (of them, paid: accuracy >= 0.5, or every instruction followed).", "",
+              "Greedy held-out outputs flagged as the hacks RL finds: empty, tags with an empty answer "
+              "(format_only), hedged answers (`or`, `maybe`, several options), and the prompt repeated (the "
+              "question, or the system prompt's format example copied). In brackets, how many of them the "
+              "full profile paid (accuracy >= 0.5, or every instruction followed).", "",
               "| policy | outputs | " + " | ".join(["empty", "format_only", "hedge", "repeats_prompt"]) + " |",
               "|---|---|---|---|---|---|"]
     evs = [("before", metrics["before"])] + [(f"{p} seed {s}", r["after"]) for p, runs in metrics["runs"].items()

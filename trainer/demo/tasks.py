@@ -2,9 +2,8 @@
 
 - ``number``: arithmetic and one-step word problems (rule verifier ``number``);
 - ``choice``: four-option questions over small categories (rule verifier ``choice``);
-- ``open``: short answers with a reference phrase (task ``text``: an exact match is a sure
-  verdict; a miss is unsure, and the hybrid reward hands it to the embedding surrogate, which
-  pays a near answer in part, where a rule-only reward pays 0);
+- ``open``: short free-form answers with a reference (task ``open``: no rule judges them; the
+  hybrid reward's embedding surrogate does, and a rule-only reward cannot: no reward, null);
 - ``instruction``: a sentence to write under IFEval constraints (no reference: the full
   profile pays format, instruction adherence and length; accuracy-only profiles cannot judge it).
 
@@ -18,7 +17,7 @@ import random
 from typing import Any
 
 FAMILIES = ("number", "choice", "open", "instruction")
-TASKS = {"number": "number", "choice": "choice", "open": "text", "instruction": "auto"}  # the item's task
+TASKS = {"number": "number", "choice": "choice", "open": "open", "instruction": "auto"}  # the item's task
 
 EXAMPLE = "<think>2 plus 2 makes 4.</think>\n<answer>4</answer>"  # copying it is a hack the audit flags
 INSTRUCTIONS = ("Think briefly inside <think> </think>, then give only the final answer inside "
