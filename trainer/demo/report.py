@@ -31,7 +31,7 @@ def summary(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
             mean = sum(vals) / len(vals)
             spread = max(vals) - min(vals)
             rows[key] = {"before": b, "after": vals, "mean": mean, "spread": spread, "change": mean - b,
-                         "beyond_spread": abs(mean - b) > spread}
+                         "beyond_spread": len(vals) > 1 and abs(mean - b) > spread}
         out[profile] = rows
     return out
 
@@ -154,7 +154,7 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         "## Held-out, before and after",
         "",
         "Mean over seeds, the seed-to-seed spread (max - min) in brackets; **bold** where the change "
-        "from the starting policy is larger than that spread.",
+        "from the starting policy is larger than that spread (two seeds or more).",
         "",
         "| figure | before | " + " | ".join(summ) + " |",
         "|---|---|" + "---|" * len(summ),
@@ -180,7 +180,7 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
             if r is None:
                 continue
             verdict = ("up" if r["change"] > 0 else "down") + (
-                " by more than the seed spread" if r["beyond_spread"] and n > 1 else
+                " by more than the seed spread" if r["beyond_spread"] else
                 " (one seed: no spread measured)" if n == 1 else ", within the seed spread")
             checks.append(f"{label} {_fmt(r['before'])} -> {_fmt(r['mean'])}, {verdict}")
         lines.append(f"- `{p}` ({n} seed{'s' if n > 1 else ''}): " + "; ".join(checks) + ".")
