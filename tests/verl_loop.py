@@ -122,9 +122,12 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     rows = samples(args.groups, random.Random(0))
     data = batch(tok, rows)
-    ray.init(num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
-             runtime_env={"worker_process_setup_hook": "harmo.client.verl_reward.setup_worker",
-                          "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+    def start_ray() -> None:
+        ray.init(num_cpus=max(2, args.workers), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"worker_process_setup_hook": "harmo.client.verl_reward.setup_worker",
+                              "env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+
+    start_ray()
     timings = []
     try:
         manager = RewardLoopManager(config(args.tokenizer, args.server, args.workers, args.floor, args.one_per_call))
@@ -137,7 +140,9 @@ def main() -> None:
             manager.compute_rm_score(data)
             timings.append(time.perf_counter() - t)
         by_phase = {}
-        if args.val_profile:
+        if args.val_profile:  # a second manager: a Ray session of its own (its workers take the same names)
+            ray.shutdown()
+            start_ray()
             manager = RewardLoopManager(config(args.tokenizer, args.server, args.workers, profile="accuracy_only",
                                                val_profile=args.val_profile))
             for phase in ("train", "validate"):
