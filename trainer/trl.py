@@ -32,6 +32,7 @@ import itertools
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Callable
 
@@ -212,9 +213,9 @@ def log_components(results: list, log_metric: Callable | None, log_extra: Callab
         n = len(results)
         log_metric(f"{prefix}/null_reward", sum(r.reward is None for r in results) / n)
         log_metric(f"{prefix}/errors", sum(bool(r.errors) for r in results) / n)
-        codes = [f"{e.component}/{e.code}" for r in results for e in r.errors]
-        for code in sorted(set(codes)):
-            log_metric(f"{prefix}/error/{code}", codes.count(code) / n)
+        codes = Counter(f"{e.component}/{e.code}" for r in results for e in r.errors)
+        for code in sorted(codes):
+            log_metric(f"{prefix}/error/{code}", codes[code] / n)
 
 
 def harmo_reward_func(urls: str | Sequence[str], profile: str | None = None, group_size: int | None = None,
