@@ -128,17 +128,32 @@ class AblationReward:
         self.__name__ = "train"
         self.train = HarmoReward(urls, profile=profile, group_size=group_size, response_prefix=PREFILL,
                                  name="train", api_key=api_key)
-        self.full = HarmoReward(urls, profile=FULL, group_size=group_size, response_prefix=PREFILL, name="full",
-                                api_key=api_key)
+        # Trained on the full profile: its parts are the full parts, logged twice from one call.
+        self.full = None if profile == FULL else HarmoReward(
+            urls, profile=FULL, group_size=group_size, response_prefix=PREFILL, name="full", api_key=api_key)
 
     def __call__(self, prompts: list, completions: list, **kw: Any) -> list[float | None]:
+        if self.full is None:
+            for key in ("log_metric", "log_extra"):
+                if kw.get(key) is not None:
+                    kw[key] = _also_as_full(kw[key])
         rewards = self.train(prompts, completions, **kw)
-        self.full(prompts, completions, **kw)
+        if self.full is not None:
+            self.full(prompts, completions, **kw)
         return rewards
 
     def close(self) -> None:
         self.train.close()
-        self.full.close()
+        if self.full is not None:
+            self.full.close()
+
+
+def _also_as_full(log: Any) -> Any:
+    """A TRL logger that records each ``train/<name>`` also as ``full/<name>``."""
+    def both(key: str, value: Any) -> None:
+        log(key, value)
+        log("full/" + key.split("/", 1)[1], value)
+    return both
 
 
 def _device() -> str:
