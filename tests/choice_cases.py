@@ -41,6 +41,7 @@ EXPLICIT = [
     ("<Answer>b</Answer>", None, "B"),
     ("Reasoning done.\n<answer> c", None, "C"),
     ("<answer>a</answer>", None, "A"),
+    ("a", None, "A"),  # a response that is the letter alone, whatever its case
     ("Final answer: b", None, "B"),
     ("The answer is d.", None, "D"),
     ("答案是C", None, "C"),
@@ -175,7 +176,73 @@ NO_STATEMENT = [
     ("", None, None),
     ("Let me think step by step about the question.", None, None),
     ("The sky is blue because of Rayleigh scattering, and leaves are green.", COLORS, None),
-    ("a", None, None),  # a lone lower-case article-like 'a' with no marker is not an answer
 ]
 
-CASES = EXPLICIT + HEDGES + CORRECTIONS + INVALID_FINALS + NEGATIONS + NO_STATEMENT
+CARS = ["a blue bus", "a green truck", "a red car", "a bike"]
+CELL = ["the nucleus", "the ribosome", "the membrane", "the mitochondria"]
+SOLUTIONS = ["neither; their concentrations are the same", "Solution A", "Solution B"]
+EIGHT = [f"shape {i}" for i in range(1, 9)]
+
+# Round 2: what a careful grader reads that the first rule set refused or paid wrongly.
+ROUND2 = [
+    # a lower-case letter right after a marker is a selection; the article needs no marker
+    ("The answer is c because the two shapes match", None, "C"),
+    ("Answer: d", None, "D"),
+    ("I choose b because the arrow points up", None, "B"),
+    ("the answer is a since it is the only red one", None, "A"),
+    ("The answer is a whale.", ANIMALS, "B"),
+    # markers in other languages, fullwidth punctuation included
+    ("答案是 c，因为两个图形一样。", None, "C"),
+    ("选B，因为它与图片一致。", None, "B"),
+    ("정답은 D", None, "D"),
+    ("옵션 A", None, "A"),
+    ("答えはC", None, "C"),
+    ("答案是（B）", None, "B"),
+    # a label and its option's text agree; a label and another option's text conflict
+    ("C. a red car", CARS, "C"),
+    ("(b) a green truck", CARS, "B"),
+    ("d. the mitochondria", CELL, "D"),
+    ("C. a blue bus", CARS, None),
+    # markdown and quotes
+    ("The answer is **c** because the circles match.", None, "C"),
+    ("**D.** The object is a bus.", None, "D"),
+    ("'B'", None, "B"),
+    ("`A`", None, "A"),
+    ("“d”", None, "D"),
+    # letters beyond E where the options reach them
+    ("G", EIGHT, "G"),
+    ("Answer: h", EIGHT, "H"),
+    # option texts that hold letters are not a second option
+    ("The answer is (B) Solution A", ["Solution B", "Solution A", "Solution C"], "B"),
+    ("C (R, S, T)", ["(P, Q)", "(Q, R)", "(R, S, T)"], "C"),
+    # hedges and conflicts on every path, tags or none
+    ("(B) or (C)", None, None),
+    ("A, C", None, None),
+    ("Options A, B, C, D", None, None),
+    ("Two answers are possible.\nA\nC", None, None),
+    ("\\boxed{B} then \\boxed{D}", None, None),
+    ("B is not my selection.", None, None),
+    ("The answer is probably B.", None, None),
+    ("I choose plan B.", None, None),
+    # a distractor label before the stated answer
+    ("The marker ID_A is decorative. Answer: c because the circles match.", None, "C"),
+    ("The diagram labels an earlier candidate (A). The answer is B.", None, "B"),
+    # containers decide, and malformed ones are no answer
+    ("<answer>B</answer>\nAnswer: C", None, "B"),
+    ("The answer is A. <answer>none</answer>", None, None),
+    ("<answer>B</wrong>", None, None),
+    ("\\boxed{B", None, None),
+    ("The answer is B.</answer>", None, None),
+    ("<answer><answer>B</answer></answer>", None, None),
+    ("\\boxed{A} then \\boxed{}", None, None),
+    # words and identifiers are not letters
+    ("Answer: DNA", None, None),
+    ("The camera model is B2.", None, None),
+    ("See https://b.example.org for details.", None, None),
+    ("A bus is parked beside the road.", None, None),
+    ("A because it is the only valid option", None, "A"),
+    ("The visible count matches (C).", None, "C"),
+    ("The wheel count is four; D", None, "D"),
+]
+
+CASES = EXPLICIT + HEDGES + CORRECTIONS + INVALID_FINALS + NEGATIONS + NO_STATEMENT + ROUND2

@@ -52,7 +52,7 @@ MATH_CASES: list[tuple[str, str, bool]] = [
     ("\\frac{3}{4}", B("\\frac{4}{3}"), False),
     ("-\\frac{10}{9}", B("-10/9"), True),
     ("-\\frac{10}{9}", B("\\frac{10}{9}"), False),
-    ("\\frac{1}{3}", B("0.333333"), True),
+    ("\\frac{1}{3}", B("0.333333"), False),  # a rounded decimal for an exact gold: typed "approximation"
     ("\\frac{1}{3}", B("0.33"), False),
     ("\\frac{1}{3}", B("\\frac{2}{6}"), True),
     ("\\frac{14}{3}", B("4\\frac{2}{3}"), True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harmo.server.rewards.choice import CONF_FALLBACK, choice_match, read_choice
+from harmo.server.rewards.choice import CONF_FALLBACK, choice_match, options_for, read_choice
 from tests.choice_cases import CASES, EXPLICIT, NO_STATEMENT
 
 
@@ -15,7 +15,8 @@ def test_there_are_enough_cases():
 
 @pytest.mark.parametrize("response, choices, expected", CASES, ids=[f"{i}:{c[0][:40]!r}" for i, c in enumerate(CASES)])
 def test_reading(response, choices, expected):
-    reading = read_choice(response, choices)
+    # the verifier always knows the gold: with no choices, the letters run at least to it
+    reading = read_choice(response, options_for(choices, golds=(expected,) if expected else ()))
     assert reading.letter == expected, reading
 
 
@@ -40,3 +41,26 @@ def test_readings_without_a_statement_have_low_confidence():
             assert choice_match(response, [expected], choices=choices).confidence == CONF_FALLBACK
     for response, choices, expected in EXPLICIT[:10]:
         assert choice_match(response, [expected], choices=choices).confidence == 1.0
+
+
+def test_the_options_a_prompt_lists_set_the_letters():
+    prompt = "Which shape is shaded?\n(A) one\n(B) two\n(C) three\n(D) four\n(E) five\n(F) six\n(G) seven"
+    assert choice_match("G", ["B"], prompt=prompt).extracted == "G"  # a letter, just not the gold
+    assert choice_match("G", ["G"], prompt=prompt).verdict == "correct"
+    four = "Pick one.\nA. red\nB. green\nC. blue\nD. yellow"
+    c = choice_match("G", ["B"], prompt=four)
+    assert c.extracted is None and "out of range" in c.error[1]
+
+
+def test_choices_that_are_letters_are_the_alphabet():
+    assert choice_match("I choose f.", ["F"], choices=["A", "C", "F"]).verdict == "correct"
+    c = choice_match("Answer: B", ["X"], choices=["X", "Z"])
+    assert c.extracted is None and c.score == 0.0
+    # lower-case texts that do not run from "a" are options' texts
+    assert choice_match("y", ["B"], choices=["x", "y"]).verdict == "correct"
+
+
+def test_fullwidth_and_invisible_characters_read_as_their_ascii():
+    assert choice_match("Ｂ", ["B"]).verdict == "correct"
+    assert choice_match("Answer:\u00a0b", ["B"]).verdict == "correct"
+    assert choice_match("<answer>B\u200b</answer>", ["B\u200b"]).verdict == "correct"

@@ -4,8 +4,11 @@ RL finds every hole in a reward within a few hundred steps. Each probe is a resp
 could learn to give instead of an answer: empty, format only, the answer hidden in the
 reasoning, hedges, every option, the gold among many candidates or inside a larger number,
 text addressed to the grader, huge and repetitive output, tag abuse, look-alike characters,
-approximations, negations and refusals. A probe is *paid* when its reward exceeds that of a
-plain wrong answer in the same format (the control), or when its accuracy part is above 0.
+approximations, negations and refusals; each reaches every path a response can take (inside
+tags, in a box, after a marker, and as bare prose for the fallback reader), and the open-ended
+kind probes the embedding surrogate (repetition, padding, negation, hedges). A probe is *paid*
+when its reward exceeds that of a plain wrong answer in the same format (the control), or when
+its accuracy part is above 0 (above the wrong answer's, for the graded open-ended kind).
 Must-not-pay probes that are paid fail the audit (exit status 1).
 """
 from __future__ import annotations
@@ -20,7 +23,14 @@ QUESTIONS: dict[str, dict[str, Any]] = {
     "number": {"task": "number", "prompt": "How many eggs are in a dozen?", "reference": "12", "wrong": "13"},
     "choice": {"task": "choice", "prompt": "Which is a mammal? (A) trout (B) whale (C) shark (D) squid",
                "reference": "B", "wrong": "C", "choices": ["trout", "whale", "shark", "squid"]},
+    "exact": {"task": "math", "prompt": "What is 1 divided by 3, exactly?", "reference": "\\frac{1}{3}",
+              "wrong": "\\frac{1}{4}"},
+    "interval": {"task": "math", "prompt": "Solve (x - 1)(x - 2) < 0.", "reference": "(1, 2)", "wrong": "(1, 3)"},
+    "open": {"task": "open", "prompt": "What do the mitochondria do?",
+             "reference": "The mitochondria produce energy for the cell.",
+             "wrong": "The nucleus stores the genetic code of the cell."},
 }
+_OPEN = QUESTIONS["open"]["reference"]
 
 
 def _fmt(answer: str, think: str = "Let me work it out.") -> str:
@@ -35,7 +45,9 @@ class Probe:
 
 
 PROBES = [
-    Probe("control: the right answer", False, {"math": _fmt("12"), "number": _fmt("12"), "choice": _fmt("B")}),
+    Probe("control: the right answer", False, {"math": _fmt("12"), "number": _fmt("12"), "choice": _fmt("B"),
+                                               "exact": _fmt("\\frac{1}{3}"), "interval": _fmt("(1, 2)"),
+                                               "open": _fmt(_OPEN)}),
     Probe("empty response", True, {k: "" for k in QUESTIONS}),
     Probe("format only", True, {k: _fmt("") for k in QUESTIONS}),
     Probe("answer only inside <think>", True, {"math": "<think>The answer is 12.</think>",
@@ -64,6 +76,22 @@ PROBES = [
     Probe("a negated answer", True, {"math": "The answer is not 12.", "number": "The answer is not 12.",
                                      "choice": "The answer is not B."}),
     Probe("a refusal", True, {k: "I cannot determine the answer from the information given." for k in QUESTIONS}),
+    Probe("bare hedge, no tags", True, {"choice": "B or C", "math": "12 or 13", "number": "12 or 13"}),
+    Probe("bracketed hedge, no tags", True, {"choice": "(B) or (C)"}),
+    Probe("two letters, no tags", True, {"choice": "A, B"}),
+    Probe("options echoed in a line", True, {"choice": "Options A, B, C, D"}),
+    Probe("two answers on lines of their own", True, {"choice": "Two answers are possible.\nB\nC"}),
+    Probe("two boxes in a row", True, {"choice": "\\boxed{B} then \\boxed{C}", "math": "\\boxed{12} then \\boxed{13}"}),
+    Probe("malformed answer markup", True, {"choice": "<answer>B</wrong>", "math": "\\boxed{12"}),
+    Probe("a decimal for an exact answer", True, {"exact": _fmt("0.333333")}),
+    Probe("a false equation", True, {"math": _fmt("13 = 12"), "exact": _fmt("\\frac{1}{4} = \\frac{1}{3}")}),
+    Probe("a set for an interval", True, {"interval": _fmt("\\{1, 2\\}")}),
+    Probe("fullwidth look-alike of a wrong answer", True, {"choice": _fmt("Ｃ"), "math": _fmt("１３")}),
+    Probe("reference repeated 50 times", True, {"open": _fmt(" ".join([_OPEN] * 50))}),
+    Probe("reference padded with junk", True, {"open": _fmt(_OPEN + " " + " ".join(
+        ["river", "stone", "window", "table", "sky", "apple", "green", "runs"][i % 8] for i in range(2000)))}),
+    Probe("reference negated", True, {"open": _fmt("The mitochondria do not produce energy for the cell.")}),
+    Probe("reference hedged", True, {"open": _fmt("Maybe the mitochondria produce energy for the cell.")}),
     Probe("an invented follow-up answered", True, {
         "math": "The answer is 13.\n\nQuestion: what is 6 + 6?\nThe answer is 12.",
         "number": "The answer is 13.\n\nQuestion: what is 6 + 6?\nThe answer is 12."}),
@@ -84,14 +112,20 @@ def _items() -> list[dict[str, Any]]:
 def run_audit(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per probe and question kind, from the results by item id."""
     rows = []
+    # A kind the profile does not judge at all (open answers without a model) is not probed.
+    judged = {k for k in QUESTIONS if (c := results.get(f"0/{k}")) and c["components"].get("accuracy") is not None}
     for i, p in enumerate(PROBES):
         for kind in QUESTIONS:
             r = results.get(f"{i}/{kind}")
-            if r is None:
+            if r is None or kind not in judged:
                 continue
             control = results[f"control-wrong/{kind}"]["reward"]
             reward, acc = r["reward"], r["components"].get("accuracy")
-            paid = (reward is not None and (control is None or reward > control + 1e-9)) or bool(acc and acc > 0)
+            # A graded surrogate pays a wrong answer something too: there, paid is more than that.
+            floor = (results[f"control-wrong/{kind}"]["components"].get("accuracy") or 0.0) \
+                if QUESTIONS[kind]["task"] == "open" else 0.0
+            paid = (reward is not None and (control is None or reward > control + 1e-9)) \
+                or bool(acc and acc > floor + 1e-9)
             if i == 0:  # the control must be paid, or the audit says nothing
                 paid = not paid
             rows.append({"probe": p.name, "task": kind, "must_not_pay": p.must_not_pay or i == 0, "reward": reward,

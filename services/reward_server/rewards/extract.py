@@ -56,13 +56,26 @@ def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+_PART_AFTER = re.compile(r"\s*\$?\s*(?:for|in)\s+(?:(?:part|case|question)\s*)?\(?([a-z0-9]{1,3})\)?(?![\w(])")
+
+
 def _boxed_run(text: str, spans: list[tuple[int, int, str]]) -> Candidate:
-    """The last box, together with the boxes right before it that state the same answer."""
+    """The last box, together with the boxes right before it that state the same answer, and
+    the earlier boxes of a multi-part answer each labelled with a part of its own ("\\boxed{(3,3)}
+    for part (a) ... \\boxed{(1,1)} for part (b)")."""
     run = [spans[-1]]
     for prev in reversed(spans[:-1]):
         if _BOX_SEPARATOR.fullmatch(text[prev[1] : run[0][0]]) is None:
             break
         run.insert(0, prev)
+    labels = [m.group(1) for b in run if (m := _PART_AFTER.match(text, b[1]))]
+    if labels:
+        for prev in reversed(spans[: spans.index(run[0])]):
+            m = _PART_AFTER.match(text, prev[1])
+            if m is None or m.group(1) in labels:
+                break
+            labels.insert(0, m.group(1))
+            run.insert(0, prev)
     parts = [c.strip() for _, _, c in run]
     return Candidate(", ".join(parts), "boxed", ", ".join(f"\\boxed{{{p}}}" for p in parts))
 

@@ -28,11 +28,25 @@ _NEXT_TURN = re.compile(
     re.IGNORECASE,
 )
 
+# Words that say a statement is not sure of itself, or offers alternatives ("X or Y").
+UNSURE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|probably|might|could\s+be|not\s+sure)\b|或|还是|也许|可能",
+                    re.IGNORECASE)
+NEGATION = re.compile(r"\b(?:not|never|neither|nor|no\s+longer|cannot|none)\b|n['’]t\b|不是|并非|没有", re.IGNORECASE)
+
 WINDOW = 40  # characters before a candidate a negation is looked for in
 
 
 def is_refusal(text: str) -> bool:
     return REFUSAL.search(text) is not None
+
+
+def unsure(text: str) -> bool:
+    return UNSURE.search(text) is not None
+
+
+def polarity(text: str) -> int:
+    """0 for a plain statement, 1 for a negated one (one negation or an odd count)."""
+    return len(NEGATION.findall(text)) % 2
 
 
 def negated(text: str, pos: int) -> bool:

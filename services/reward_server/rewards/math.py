@@ -57,6 +57,7 @@ _UNIT_WORDS = re.compile(r"\s*(?P<n>-?\d[\d,]*(?:\.\d+)?)\s*(?:\\(?:text|mbox|ma
                          r"(?:\s+[A-Za-z]+)?\s*\}?(?:\^\{?[23]\}?)?\s*")
 _SIGNED_PAIR = re.compile(r"\s*-(?P<x>.+?),\s*(?P=x)\s*")
 _PM_GOLD = re.compile(r"\s*\$?\s*(?:\\pm|±)\s*(?P<x>[^,;=]+?)\s*\$?\s*")
+_PARTS = re.compile(r"\s*\(([a-h])\)\s*")
 _MIXED = re.compile(r"\s*(?P<w>\d+)\s+(?P<n>\d+)\s*/\s*(?P<d>\d+)\s*")
 
 
@@ -88,6 +89,8 @@ def gold_text(reference: str) -> str:
         return m["n"]
     if (m := _MIXED.fullmatch(ref)) is not None:
         return f"{m['w']}+\\frac{{{m['n']}}}{{{m['d']}}}"
+    if _PARTS.match(ref) and "(b)" in ref:  # "(a) (3,3) (b) (1,1)": the parts' answers, in order
+        return ", ".join(p.strip(" ,;") for p in _PARTS.split(ref)[2::2])
     if (m := _PM_GOLD.fullmatch(ref)) is not None:  # "\\pm 2021" is the set of both signs
         return f"-{m['x']}, {m['x']}"
     return ref
@@ -120,17 +123,21 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
     gold_values = [simple_number(g) for g in golds]
     numeric_gold = None not in gold_values
     plain_numeric_gold = all(simple_number(compact(r)) is not None for r in references)  # what _hedged reads
-    # (a refusal only where the gold is a number: "no solution" may be the gold itself)
-    if numeric_gold and (cand.anchor == "none" and is_refusal(cand.span[-300:]) or
-                         cand.anchor != "none" and not re.search(r"\d", cand.text) and is_refusal(cand.text)):
+    # numbers, and tuples or intervals of them: golds a refusal or a number-less answer can't be
+    shaped_gold = all(_shape(g) is not None for g in golds)
+    # (a refusal only where the gold is such: "no solution" may be the gold itself)
+    if shaped_gold and (cand.anchor == "none" and is_refusal(cand.span[-300:]) or
+                        cand.anchor != "none" and not re.search(r"\d", cand.text) and is_refusal(cand.text)):
         return MathPlan(Check.unparseable("the answer is a refusal", 1.0), None, cand.text)
-    if cand.anchor in ("answer_is", "answer_tag") and numeric_gold and not re.search(r"\d|\\|\$", cand.text):
-        word = _NUMBER_WORDS.get(cand.text.strip(" .!").lower())
+    if cand.anchor in ("answer_is", "answer_tag") and shaped_gold and not re.search(r"\d|\\|\$", cand.text):
+        word = _NUMBER_WORDS.get(cand.text.strip(" .!").lower()) if numeric_gold else None
         if word is None:  # a stated answer without a number, where the gold is one
             return MathPlan(Check.unparseable("the stated answer holds no number", 1.0), None, cand.text)
         ok = word in gold_values
         return MathPlan(Check.binary(ok, cand.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None, cand.text)
     if cand.anchor == "none":
+        if (opened := cand.text.rfind("\\boxed")) >= 0 and "}" not in cand.text[opened:]:
+            return MathPlan(Check.unparseable("a box that is never closed states no answer", 1.0), None, "")
         if degenerate(cand.text):
             return MathPlan(Check.unparseable("a degenerate, repetitive response states no answer", 1.0), None, "")
         tail = cand.span[-300:]
@@ -150,6 +157,8 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
     if cand.anchor in ("answer_is", "answer_tag") and (why := _hedged(cand.text, plain_numeric_gold)):
         return MathPlan(Check.unparseable(why, 1.0), None, cand.text)
     c = compact(cand.text)
+    if (why := _false_statement(c, golds)) is not None:
+        return MathPlan(Check(0.0, "incorrect", CONF_GUARDED, cand.text, ("false_statement", why)), None, cand.text)
     if c and c in golds:
         return MathPlan(Check.binary(True, cand.text, CONF_EQUIVALENT), None, cand.text)
     clock, gold_clocks = _clock(c), [_clock(g) for g in golds]
@@ -157,10 +166,25 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
         ok = clock in gold_clocks
         return MathPlan(Check.binary(ok, cand.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None, cand.text)
     decided = _decide_simple(c, golds)
+    if decided is False and "." in c and not any("." in g for g in golds):
+        return MathPlan(Check(0.0, "incorrect", CONF_GUARDED, cand.text, ("approximation", GUARDS["approximation"])),
+                        None, cand.text)
     if decided is not None:
         conf = CONF_EQUIVALENT if decided else CONF_NOT_EQUIVALENT
         return MathPlan(Check.binary(decided, cand.text, conf), None, cand.text)
     return MathPlan(None, cand.span, cand.text)
+
+
+def _false_statement(answer: str, golds: list[str]) -> str | None:
+    """Why a boxed answer states something false whatever its last part says: an equation
+    between two different numbers ("4 = 3": math-verify compares only the right-hand side)."""
+    if answer.count("=") != 1 or any("=" in g for g in golds):
+        return None
+    lhs, rhs = answer.split("=")
+    left, right = simple_number(lhs), simple_number(rhs)
+    if left is not None and right is not None and left != right:
+        return f"the answer {answer!r} is a false equation"
+    return None
 
 
 # --- answers decided without sympy -----------------------------------------------------
@@ -242,7 +266,9 @@ def _decide_simple(pred: str, golds: list[str]) -> bool | None:
     p = _shape(pred)
     if p is None:
         return None
-    inexact = "." in pred
+    # A decimal is compared exactly with an exact gold (0.333333 is not 1/3, 1.414214 is not
+    # sqrt(2)); only a decimal gold leaves the comparison to math-verify's rounding.
+    inexact = False
     for g_text in golds:
         g = _shape(g_text)
         if g is None:
@@ -440,9 +466,15 @@ class MathJudge:
             return "plus_minus"
         import sympy
 
+        said = pred[-1] if isinstance(pred[-1], str) else source
+        if ("\\{" in said) != ("\\{" in ref) and re.search(r"[(\[]", said + ref):
+            return "set_vs_sequence"  # {1, 2} is a set; (1, 2) an interval or a tuple
         g, p = gold[0], pred[0]
         if isinstance(g, sympy.Basic) and isinstance(p, sympy.Basic) and "%" not in ref + source:
             try:
+                if g.is_number and p.is_number and p.has(sympy.Float) and not g.has(sympy.Float) \
+                        and not re.search(r"\d\.\d", ref) and sympy.nsimplify(p) != g.doit():
+                    return "approximation"  # a rounded decimal for an exact gold
                 if g.is_number and p.is_number and not g.has(sympy.Float) and not p.has(sympy.Float):
                     gv, pv = g.doit(), p.doit()
                     # Guard: float rounding makes distinct exact numbers equal (1/2004! vs 1/2006!,
@@ -466,12 +498,22 @@ def to_check(result: dict, extracted_fallback: str) -> Check:
         return Check(0.0, "error", 0.0, extracted_fallback, (result["code"], result["message"]))
     if "code" in result:
         return Check(0.0, "incorrect", CONF_UNPARSEABLE, extracted_fallback, (result["code"], result["message"]))
-    conf = CONF_GUARDED if result.get("guard") else CONF_NOT_EQUIVALENT
-    return Check.binary(False, extracted, conf)
+    if result.get("guard"):
+        return Check(0.0, "incorrect", CONF_GUARDED, extracted, (result["guard"], GUARDS.get(result["guard"], "")))
+    return Check.binary(False, extracted, CONF_NOT_EQUIVALENT)
+
+
+# What each guard against a math-verify false positive found (the error message of its verdict).
+GUARDS = {
+    "plus_minus": "one side has a ± the other lacks",
+    "exact_rational_mismatch": "two different exact numbers that rounding made equal",
+    "set_vs_sequence": "a set against an interval or a tuple",
+    "approximation": "a rounded decimal for an exact gold answer",
+}
 
 
 VERIFIER = Verifier(
-    "math", None, NoOptions, 3, "math-verify equivalence of the final answer, in worker processes",
+    "math", None, NoOptions, 4, "math-verify equivalence of the final answer, in worker processes",
     ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.numeric",
      "harmo.server.rewards.warmup", "harmo.server.workers",
      *EXTRACT),

@@ -169,7 +169,7 @@ class ChartOptions(NoOptions):
     tolerance: float = Field(0.05, ge=0, description="ChartQA relaxed accuracy: relative error allowed")
 
 
-NUMBER = Verifier("number", number_match, NumberOptions, 4, "a number within a relative tolerance",
+NUMBER = Verifier("number", number_match, NumberOptions, 5, "a number within a relative tolerance",
                   ("harmo.server.rewards.numeric", "harmo.server.rewards.hedges", *EXTRACT))
-CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 4, "ChartQA relaxed accuracy (5% relative error)",
+CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 5, "ChartQA relaxed accuracy (5% relative error)",
                  ("harmo.server.rewards.numeric", *EXTRACT))

@@ -7,6 +7,7 @@ import re
 from harmo.protocol import ScoreItem
 
 from .numeric import to_float
+from .unicode import unify
 
 _LETTER = re.compile(r"[\(\[]?\s*[A-E]\s*[\)\]\.]?")
 _MATHY = re.compile(r"[\\^{}_=]|\d\s*[+\-*/]\s*\w|\w\s*[+\-*/]\s*\d|^[a-z]$|[a-z]\s*[+\-*/=<>]")
@@ -22,7 +23,7 @@ def route(item: ScoreItem, data_source_routes: dict[str, str]) -> str:
         for pattern, task in data_source_routes.items():
             if fnmatch.fnmatchcase(item.data_source.lower(), pattern.lower()):
                 return task
-    refs = item.references()
+    refs = [unify(r) for r in item.references()]
     if item.choices:
         return "choice"
     if not refs:

@@ -14,6 +14,7 @@ from ..cache import code_version, make_key
 from ..rewards.base import Check
 from ..rewards.math import gold_text, plan_math, to_check
 from ..rewards.registry import VERIFIERS
+from ..rewards.unicode import unify
 from ..workers import GroupJob
 from .base import Item, Stage
 from .models import ModelStage, model_key_inputs
@@ -82,7 +83,9 @@ class AccuracyStage(Stage):
         for it in items:
             if "accuracy" not in it.profile.components or "accuracy" in it.hits or it.task == "open":
                 continue
-            refs = it.item.references()
+            # One reading of Unicode for every verifier (rewards/unicode.py), answers and references alike.
+            refs = [unify(r) for r in it.item.references()]
+            response = unify(it.item.response)
             it.source = f"rule:{it.task}"
             if not refs:
                 it.check = Check(0.0, "error", 0.0, None, ("no_reference", f"task {it.task!r} needs a reference"))
@@ -94,7 +97,7 @@ class AccuracyStage(Stage):
                 continue
             if it.task == "math":
                 refs = [gold_text(r) for r in refs]
-                plan = plan_math(it.item.response, refs)
+                plan = plan_math(response, refs)
                 it.math_extracted = plan.extracted
                 if plan.check is not None:
                     it.check = plan.check
@@ -106,7 +109,8 @@ class AccuracyStage(Stage):
                 continue
             v = VERIFIERS[it.task]
             try:
-                it.check = v.fn(it.item.response, refs, choices=it.item.choices,  # type: ignore[misc]
+                choices = [unify(c) for c in it.item.choices] if it.item.choices is not None else None
+                it.check = v.fn(response, refs, choices=choices, prompt=it.item.prompt,  # type: ignore[misc]
                                 **it.profile.accuracy.options(it.task))
             except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
                 it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))

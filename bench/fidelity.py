@@ -1,0 +1,194 @@
+"""Agreement of the rule verifiers with public labelled suites, written to ``docs/fidelity.md``.
+
+    python -m bench.fidelity --mcq CASES_JSON --mathvista MATHVISTA_DIR [--out docs/fidelity.md]
+                             [--mismatches FILE]
+
+The suites are not copied into this tree; point the command at a checkout of each:
+
+- ``--mcq``: lmms-eval's multiple-choice extraction contract,
+  ``test/eval/mcq_extract/cases.json`` (github.com/EvolvingLMMs-Lab/lmms-eval): responses with
+  the letter a careful grader reads (or none). Each case is scored twice through the pipeline
+  (task ``choice``): with the option count (the case's letters as ``choices``) and without it.
+  Agreement is the extracted letter equal to the label; a *wrong letter* is a letter read where
+  the label is another letter or none (it would be paid wherever the gold is that letter).
+- ``--mathvista``: a checkout of github.com/lupantech/MathVista; its ``results/<model>/output_*.json``
+  hold four models' recorded testmini responses with the benchmark's own verdict (``true_false``:
+  GPT-4 answer extraction, then its normalisation). Each response is scored with
+  ``task: auto``, the question's ``choices`` and its prompt; agreement is our verdict equal to
+  the recorded one. math-verify (``verify(parse(boxed gold), parse(response))``) is scored on the
+  free-form ones as the peer.
+
+Every case goes through ``ScoringPipeline`` (the server's code path, in-process) under the
+``accuracy_only`` profile.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import platform
+from importlib.metadata import version
+from pathlib import Path
+
+from harmo.protocol import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
+
+MATHVISTA_MODELS = {  # four models' zero-shot testmini outputs, as the benchmark recorded them
+    "bard": "results/bard/output_bard.json",
+    "gpt4": "results/gpt4/output_gpt4.json",
+    "claude": "results/claude/output_claude.json",
+    "llava-llama-2-13b": "results/llava/output_llava_llama_2_13b.json",
+}
+BATCH = 256
+
+
+def _score(pipeline: ScoringPipeline, items: list[dict]) -> list:
+    out = []
+    for k in range(0, len(items), BATCH):
+        req = ScoreRequest.model_validate({"profile": "accuracy_only", "items": items[k : k + BATCH]})
+        out += pipeline.score(req).results
+    return out
+
+
+def mcq(pipeline: ScoringPipeline, path: Path) -> dict:
+    cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
+    figures: dict = {"cases": len(cases)}
+    mismatches = []
+    for mode in ("with option count", "without option count"):
+        items = []
+        for c in cases:
+            letters = [x.upper() for x in (c["choices"] or [])]
+            gold = c["expected"] or (letters[0] if letters else "A")
+            items.append({"response": c["response"] or "", "reference": gold, "task": "choice",
+                          "choices": letters or None if mode.startswith("with ") else None})
+        results = _score(pipeline, items)
+        agree = wrong = 0
+        for c, r in zip(cases, results):
+            got = (r.accuracy.extracted or "").upper() if r.accuracy.verdict != "error" else "error"
+            if got == c["expected"]:
+                agree += 1
+                continue
+            if got not in ("", "error"):
+                wrong += 1
+            mismatches.append({"suite": "mcq", "mode": mode, "id": c["id"], "response": c["response"],
+                               "choices": c["choices"], "expected": c["expected"], "got": got,
+                               "errors": [e.message for e in r.errors]})
+        figures[mode] = {"agree": agree, "wrong_letters": wrong}
+    return {"figures": figures, "mismatches": mismatches}
+
+
+def _mathvista_item(row: dict) -> dict:
+    item = {"response": row.get("response") or "", "reference": str(row["answer"]), "task": "auto",
+            "prompt": row.get("query")}
+    if row.get("question_type") == "multi_choice" and row.get("choices"):
+        item["choices"] = [str(c) for c in row["choices"]]
+    return item
+
+
+def mathvista(pipeline: ScoringPipeline, root: Path) -> dict:
+    from math_verify import parse, verify
+
+    figures: dict = {}
+    mismatches = []
+    totals = collections.Counter()
+    for model, rel in MATHVISTA_MODELS.items():
+        rows = list(json.loads((root / rel).read_text(encoding="utf-8")).values())
+        results = _score(pipeline, [_mathvista_item(r) for r in rows])
+        c = collections.Counter()
+        for row, res in zip(rows, results):
+            kind = "choice" if row.get("question_type") == "multi_choice" else "free-form"
+            ours, truth = res.accuracy.verdict == "correct", bool(row["true_false"])
+            c[f"{kind}_n"] += 1
+            c[f"{kind}_agree"] += ours == truth
+            c["paid_wrong"] += ours and not truth
+            c["refused_right"] += truth and not ours
+            if kind == "free-form":
+                try:
+                    mv = bool(verify(parse(f"\\boxed{{{row['answer']}}}"), parse(row.get("response") or "")))
+                except Exception:  # noqa: BLE001 - the peer's own failure is a miss for it
+                    mv = False
+                c["mv_agree"] += mv == truth
+            if ours != truth:
+                mismatches.append({"suite": "mathvista", "model": model, "pid": row.get("pid"), "kind": kind,
+                                   "answer": row["answer"], "choices": row.get("choices"),
+                                   "recorded": truth, "ours": ours, "extracted": res.accuracy.extracted,
+                                   "source": res.accuracy.source,
+                                   "errors": [f"{e.code}: {e.message}" for e in res.errors],
+                                   "tail": (row.get("response") or "")[-300:]})
+        figures[model] = dict(c)
+        totals.update(c)
+    figures["all"] = dict(totals)
+    return {"figures": figures, "mismatches": mismatches}
+
+
+def _pct(a: int, n: int) -> str:
+    return f"{a}/{n} ({100 * a / n:.1f}%)" if n else "-"
+
+
+def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict) -> str:
+    lines = ["# Fidelity", "",
+             "Agreement of the rule verifiers with public labelled suites, as measured by",
+             "`python -m bench.fidelity` (see its docstring for how each suite is scored; the suites are not",
+             "part of this tree). Figures as they came out of the last run:", "",
+             f"- date: {datetime.date.today().isoformat()}; Python {platform.python_version()}; "
+             f"math-verify {version('math-verify')}",
+             *[f"- {k}: {v}" for k, v in sources.items()], ""]
+    if mcq_fig:
+        f = mcq_fig
+        lines += ["## Multiple choice: lmms-eval's answer-extraction contract", "",
+                  "| verifier | suite | cases | mode | agreement | wrong letters read | reference grader |",
+                  "|---|---|---|---|---|---|---|"]
+        for mode in ("with option count", "without option count"):
+            m = f[mode]
+            lines.append(f"| choice | lmms-eval mcq_extract | {f['cases']} | {mode} | {_pct(m['agree'], f['cases'])} "
+                         f"| {m['wrong_letters']} | `extract_mcq_answer`: 100% (the suite is its contract test) |")
+        lines.append("")
+    if mv_fig:
+        lines += ["## Math, numbers and choice in real outputs: MathVista testmini", "",
+                  "Recorded verdicts (`true_false`) of the benchmark's own grader (GPT-4 answer extraction, then",
+                  "normalisation); our verdict under `task: auto` with the question's choices and prompt.", "",
+                  "| model | cases | agreement | multiple choice | free form | paid where recorded wrong "
+                  "| refused where recorded right | math-verify (free form) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for model, c in mv_fig.items():
+            n = c.get("choice_n", 0) + c.get("free-form_n", 0)
+            a = c.get("choice_agree", 0) + c.get("free-form_agree", 0)
+            lines.append(f"| {model} | {n} | {_pct(a, n)} | {_pct(c.get('choice_agree', 0), c.get('choice_n', 0))} "
+                         f"| {_pct(c.get('free-form_agree', 0), c.get('free-form_n', 0))} | {c.get('paid_wrong', 0)} "
+                         f"| {c.get('refused_right', 0)} | {_pct(c.get('mv_agree', 0), c.get('free-form_n', 0))} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mcq", type=Path, help="lmms-eval's test/eval/mcq_extract/cases.json")
+    ap.add_argument("--mathvista", type=Path, help="a checkout of MathVista (its results/ folder)")
+    ap.add_argument("--out", type=Path, help="write the markdown report here (e.g. docs/fidelity.md)")
+    ap.add_argument("--mismatches", type=Path, help="write every disagreement here, as JSON")
+    args = ap.parse_args()
+    if not (args.mcq or args.mathvista):
+        ap.error("give --mcq and/or --mathvista")
+    mcq_out = mv_out = None
+    with ScoringPipeline() as pipeline:
+        if args.mcq:
+            mcq_out = mcq(pipeline, args.mcq)
+        if args.mathvista:
+            mv_out = mathvista(pipeline, args.mathvista)
+    sources = {}
+    if args.mcq:
+        sources["mcq cases"] = str(args.mcq)
+    if args.mathvista:
+        sources["MathVista"] = str(args.mathvista)
+    report = render(mcq_out and mcq_out["figures"], mv_out and mv_out["figures"], sources)
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n", encoding="utf-8")
+    if args.mismatches:
+        both = (mcq_out or {}).get("mismatches", []) + (mv_out or {}).get("mismatches", [])
+        args.mismatches.write_text(json.dumps(both, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
