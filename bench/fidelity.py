@@ -1,7 +1,7 @@
 """Agreement of the rule verifiers with public labelled suites, written to ``docs/fidelity.md``.
 
-    python -m bench.fidelity --mcq CASES_JSON --mathvista MATHVISTA_DIR [--out docs/fidelity.md]
-                             [--mismatches FILE]
+    python -m bench.fidelity --mcq CASES_JSON --mathvista MATHVISTA_DIR --surrogate
+                             [--out docs/fidelity.md] [--mismatches FILE]
 
 The suites are not copied into this tree; point the command at a checkout of each:
 
@@ -18,6 +18,9 @@ The suites are not copied into this tree; point the command at a checkout of eac
   the recorded one. math-verify (``verify(parse(boxed gold), parse(response))``) is scored on the
   free-form ones as the peer.
 
+- ``--surrogate``: the embedding surrogate's cosine on honest paraphrases and on gamed answers,
+  before and after its guards.
+
 Every case goes through ``ScoringPipeline`` (the server's code path, in-process) under the
 ``accuracy_only`` profile.
 """
@@ -28,6 +31,7 @@ import collections
 import datetime
 import json
 import platform
+import re
 from importlib.metadata import version
 from pathlib import Path
 
@@ -103,6 +107,14 @@ def mathvista(pipeline: ScoringPipeline, root: Path) -> dict:
             c[f"{kind}_agree"] += ours == truth
             c["paid_wrong"] += ours and not truth
             c["refused_right"] += truth and not ours
+            # MathVista maps an extraction that is no option to the closest option by edit
+            # distance: a refusal can be recorded right. Counted apart, and agreement without them.
+            said = str(row.get("extraction", "")).strip()
+            guessed = kind == "choice" and said not in [str(x) for x in row["choices"]] \
+                and not re.fullmatch(r"\(?[A-Z]\)?", said)
+            c["guessed"] += guessed
+            c["guessed_right_refused"] += guessed and truth and not ours
+            c["agree_not_guessed"] += (ours == truth) and not guessed
             if kind == "free-form":
                 try:
                     mv = bool(verify(parse(f"\\boxed{{{row['answer']}}}"), parse(row.get("response") or "")))
@@ -122,11 +134,34 @@ def mathvista(pipeline: ScoringPipeline, root: Path) -> dict:
     return {"figures": figures, "mismatches": mismatches}
 
 
+def surrogate() -> dict:
+    """The embedding surrogate (the packaged MiniLM) on honest paraphrases and on the ways to game
+    it, before and after its guards."""
+    from sentence_transformers import SentenceTransformer
+
+    from harmo.server.models.embedding import guard, packaged_minilm
+    from tests.paraphrase_cases import PARAPHRASES, hacks
+
+    model = SentenceTransformer(packaged_minilm())
+
+    def cos(a: str, b: str) -> float:
+        e = model.encode([a, b], normalize_embeddings=True)
+        return max(0.0, float(e[0] @ e[1]))
+
+    honest = [(cos(r, p), guard(p, [r])[0]) for r, p in PARAPHRASES]
+    ref, other = PARAPHRASES[0][0], PARAPHRASES[4][0]
+    gamed = {name: (cos(ref, resp), cos(ref, resp) * guard(resp, [ref])[0]) for name, resp in hacks(ref, other).items()}
+    return {"paraphrases": len(honest), "unchanged": sum(g == 1.0 for _, g in honest),
+            "mean_before": sum(c for c, _ in honest) / len(honest),
+            "mean_after": sum(c * g for c, g in honest) / len(honest),
+            "unrelated": cos(ref, PARAPHRASES[-1][0]), "gamed": gamed}
+
+
 def _pct(a: int, n: int) -> str:
     return f"{a}/{n} ({100 * a / n:.1f}%)" if n else "-"
 
 
-def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict) -> str:
+def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict, emb: dict | None = None) -> str:
     lines = ["# Fidelity", "",
              "Agreement of the rule verifiers with public labelled suites, as measured by",
              "`python -m bench.fidelity` (see its docstring for how each suite is scored; the suites are not",
@@ -149,15 +184,27 @@ def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict) -> str:
                   "Recorded verdicts (`true_false`) of the benchmark's own grader (GPT-4 answer extraction, then",
                   "normalisation); our verdict under `task: auto` with the question's choices and prompt.", "",
                   "| model | cases | agreement | multiple choice | free form | paid where recorded wrong "
-                  "| refused where recorded right | math-verify (free form) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| refused where recorded right | of which the benchmark guessed | agreement where it did not guess "
+                  "| math-verify (free form) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for model, c in mv_fig.items():
             n = c.get("choice_n", 0) + c.get("free-form_n", 0)
             a = c.get("choice_agree", 0) + c.get("free-form_agree", 0)
             lines.append(f"| {model} | {n} | {_pct(a, n)} | {_pct(c.get('choice_agree', 0), c.get('choice_n', 0))} "
                          f"| {_pct(c.get('free-form_agree', 0), c.get('free-form_n', 0))} | {c.get('paid_wrong', 0)} "
-                         f"| {c.get('refused_right', 0)} | {_pct(c.get('mv_agree', 0), c.get('free-form_n', 0))} |")
+                         f"| {c.get('refused_right', 0)} | {c.get('guessed_right_refused', 0)} "
+                         f"| {_pct(c.get('agree_not_guessed', 0), n - c.get('guessed', 0))} "
+                         f"| {_pct(c.get('mv_agree', 0), c.get('free-form_n', 0))} |")
         lines.append("")
+    if emb:
+        lines += ["## Open-ended answers: the embedding surrogate and its guards", "",
+                  f"The packaged all-MiniLM-L6-v2, cosine to the reference ({emb['paraphrases']} honest paraphrases of "
+                  "our own, `tests/paraphrase_cases.py`; no public labelled suite of gamed answers exists):", "",
+                  "| answer | cosine | after the guards |", "|---|---|---|",
+                  f"| honest paraphrases (mean) | {emb['mean_before']:.3f} | {emb['mean_after']:.3f} "
+                  f"({emb['unchanged']}/{emb['paraphrases']} unchanged) |",
+                  f"| an unrelated answer | {emb['unrelated']:.3f} | - |",
+                  *[f"| {k} | {a:.3f} | {b:.3f} |" for k, (a, b) in emb["gamed"].items()], ""]
     return "\n".join(lines)
 
 
@@ -167,9 +214,10 @@ def main() -> None:
     ap.add_argument("--mathvista", type=Path, help="a checkout of MathVista (its results/ folder)")
     ap.add_argument("--out", type=Path, help="write the markdown report here (e.g. docs/fidelity.md)")
     ap.add_argument("--mismatches", type=Path, help="write every disagreement here, as JSON")
+    ap.add_argument("--surrogate", action="store_true", help="also measure the embedding surrogate's guards")
     args = ap.parse_args()
-    if not (args.mcq or args.mathvista):
-        ap.error("give --mcq and/or --mathvista")
+    if not (args.mcq or args.mathvista or args.surrogate):
+        ap.error("give --mcq, --mathvista and/or --surrogate")
     mcq_out = mv_out = None
     with ScoringPipeline() as pipeline:
         if args.mcq:
@@ -181,7 +229,8 @@ def main() -> None:
         sources["mcq cases"] = str(args.mcq)
     if args.mathvista:
         sources["MathVista"] = str(args.mathvista)
-    report = render(mcq_out and mcq_out["figures"], mv_out and mv_out["figures"], sources)
+    report = render(mcq_out and mcq_out["figures"], mv_out and mv_out["figures"], sources,
+                    surrogate() if args.surrogate else None)
     print(report)
     if args.out:
         args.out.write_text(report + "\n", encoding="utf-8")

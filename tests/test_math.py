@@ -142,3 +142,28 @@ def test_duplicate_answers_in_a_group_agree(pipeline):
               "response": f"step {i}. so \\boxed{{(x+1)^2}}"} for i in range(8)]
     resp = score(pipeline, items, "accuracy_only")
     assert {r.accuracy.verdict for r in resp.results} == {"correct"}
+
+
+@pytest.mark.parametrize("response, gold, code", [
+    ("\\boxed{0.333333}", "\\frac{1}{3}", "approximation"),
+    ("\\boxed{1.414214}", "\\sqrt{2}", "approximation"),
+    ("\\boxed{4 = 3}", "3", "false_statement"),
+    ("\\boxed{\\{1, 2\\}}", "(1, 2)", "set_vs_sequence"),
+    ("\\boxed{12", "12", "unparseable"),
+])
+def test_careful_grader_refusals_are_typed(pipeline, response, gold, code):
+    r = score(pipeline, [{"task": "math", "response": response, "reference": gold}], "accuracy_only").results[0]
+    assert r.accuracy.verdict == "incorrect" and [e.code for e in r.errors] == [code], r
+
+
+@pytest.mark.parametrize("response, gold", [
+    ("\\boxed{0.5}", "\\frac{1}{2}"),  # a terminating decimal is the fraction exactly
+    ("\\boxed{x = 3}", "3"),
+    ("\\boxed{(1, 2)}", "(1, 2)"),
+    ("The first point is \\boxed{(3,3)} for part (a). Solving again gives \\boxed{(1,1)} for part (b).",
+     "(a) (3,3) (b) (1,1)"),
+    ("So \\boxed{(3,3)} for part (a) and \\boxed{(1,1)} for part (b).", "(3,3), (1,1)"),
+])
+def test_what_the_guards_still_pay(pipeline, response, gold):
+    r = score(pipeline, [{"task": "math", "response": response, "reference": gold}], "accuracy_only").results[0]
+    assert r.accuracy.verdict == "correct", r

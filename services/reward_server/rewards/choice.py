@@ -65,12 +65,15 @@ _MARKERS = re.compile(
 _IS_CORRECT = re.compile(
     r"(?<![\w.@/])(?:option\s+|choice\s+)?[*_`'\"(]*([A-Za-z])[*_`'\")]*\s+(?:is|seems|looks|appears)\s+"
     r"(?:to\s+be\s+)?(?:the\s+)?(?:correct|right|best|answer)\b", re.IGNORECASE)
+# "Option C, garter snakes would decrease, is the correct answer."
+_IS_CORRECT_LATE = re.compile(r"\b(?:option|choice)\s+\(?([A-Z])\)?,?[^.\n]{0,80}?\bis\s+the\s+"
+                              r"(?:correct|right|best)\s+(?:answer|option|choice)\b", re.IGNORECASE)
 _TAG = re.compile(r"<(/?)answer>", re.IGNORECASE)
 _MARKUP = re.compile(r"</?[A-Za-z][\w-]*>")
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mathit)\s*\{([^{}]*)\}")
 _SENTENCE_END = re.compile(r"\n|。|！|？|(?<=\S)[.!?](?=\s|$)")
-_SKIP = re.compile(r"[\s:=>\-—–*_`'\"“”‘’(\[【]*(?:(?:option|choice|letter|选项)\s*[\s:*_`'\"“”‘’(\[【]*)?",
-                   re.IGNORECASE)
+_SKIP = re.compile(r"[\s:=>\-—–*_`'\"“”‘’(\[【]*(?:(?:therefore|thus|hence|clearly|indeed|then),?\s+)?"
+                   r"[\s:*_`'\"“”‘’(\[【]*(?:(?:option|choice|letter|选项)\s*[\s:*_`'\"“”‘’(\[【]*)?", re.IGNORECASE)
 _SUFFIXES = ("입니다", "이다", "です", "である")
 # A second option right after the first: "A or B", "A/B", "A, B", "(A) or (D)", "B and C", "A+B"
 _ALTERNATIVE = re.compile(
@@ -83,6 +86,7 @@ _MAYBE = re.compile(r"\b(?:or|either|maybe|perhaps|possibly|might|could|also)\b|
 _LEAD = re.compile(r"^[\s*_]*(?:\(([A-Za-z])\)|([A-Za-z])[*_]*[.):])[*_]*(?=\s|$)")
 _LEAD_REASON = re.compile(r"^\s*([A-Za-z])\s+(?:because|since|as)\b", re.IGNORECASE)
 _TRAILING = re.compile(r"[,;:]\s*[*_`'\"“‘]*(?:\(([A-Za-z])\)|([A-Z]))[*_`'\"”’]*\s*[.!]?\s*$")
+_IS_LETTER = re.compile(r"\b(?:is|are)\s+(?:option\s+)?\(?([A-Z])\)?\s*[.!]?\s*$")
 _LIST_LINE = re.compile(r"^[^\S\n]*[*_]*\(?([A-Za-z])[.)][*_]*[^\S\n]+\S|^[^\S\n]*\(([A-Za-z])\)[^\S\n]*\S",
                         re.MULTILINE)
 _PROMPT_OPTION = re.compile(r"(?:^|\n|\s)\(?([A-Z])[.)：:]\s*\S|\(([A-Z])\)\s*\S")
@@ -150,7 +154,7 @@ _GLUED = set("√^/.-+_*")  # "3" is not the option "3" inside "√3", "0.3", "-
 def _options_in(text: str, opts: Options) -> tuple[list[str], list[str]]:
     """Letters of the options whose text the statement contains (whole words, the longest match
     where one option's text holds another's), and of those it only mentions negated."""
-    low = f" {_norm(text)} "
+    low = f" {_norm(text).replace('*', ' ')} "  # markdown emphasis is no part of an option's text
     found: list[tuple[int, int, str, bool]] = []
     for letter, c in opts.texts.items():
         nc = _norm(c)
@@ -223,11 +227,24 @@ def _conflict(rest: str, letter: str, opts: Options) -> str | None:
         chosen, _ = _options_in(sentence, opts)
         if chosen and letter not in chosen:
             return f"the letter {letter} and the text of option {chosen[0]} disagree"
+        value = re.match(r"[)\]】*_`'\"”’.:\s]*(-?\d[\d.,]*\s*\S*)", sentence)
+        own = _norm(opts.texts.get(letter, ""))
+        if value and own and not _norm(value.group(1)).startswith(own) and not own.startswith(_norm(value.group(1))):
+            return f"the letter {letter} comes with the value {value.group(1).strip()}, not its option's text"
     return None
+
+
+_LABEL_TEXT = re.compile(r"\s*\(?([A-Za-z])\)?\s*")
 
 
 def _letter(letter: str, rest: str, opts: Options, how: str, confidence: float = 1.0) -> Reading:
     up = letter.upper()
+    # Options whose texts are letters themselves ("(a)", "(b)" in shuffled order): a letter may
+    # name an option or an option's text, and the rules cannot tell which (a model may).
+    other = [k for k, t in opts.texts.items()
+             if (m := _LABEL_TEXT.fullmatch(t)) and m.group(1).upper() == up and k != up]
+    if other:
+        return Reading(None, f"{up} is a letter and the text of option {other[0]}: ambiguous", CONF_FALLBACK)
     if (why := _conflict(rest, up, opts)) is not None:
         return Reading(None, why)
     if not opts.valid(up):
@@ -310,10 +327,17 @@ def _declarations(body: str) -> str | None:
             last = (m.start(), body[m.end() : m.end() + _MAX_STATEMENT])
     for m in _IS_CORRECT.finditer(body):
         if last is None or m.start() > last[0]:
-            if negated(body, m.start()) or re.match(r"\s*(?:is|seems|looks|appears)\s+not\b", body[m.end(1):]):
+            before = re.split(r"[.!?\n]", body[max(0, m.start() - 120) : m.start()])[-1]
+            if re.search(r"(?<![\w.@/])[A-Z]\)?\s*(?:,|\bor\b|\band\b|/)\s*\(?$", before):
+                last = (m.start(), "A or B")  # "A, B, C, D is correct": a list, not a choice
+            elif is_refusal(before) or negated(body, m.start()) or \
+                    re.match(r"\s*(?:is|seems|looks|appears)\s+not\b", body[m.end(1):]):
                 last = (m.start(), "not " + m.group(1))
             else:
                 last = (m.start(), m.group(1) + body[m.end() : m.end() + _MAX_STATEMENT])
+    for m in _IS_CORRECT_LATE.finditer(body):
+        if last is None or m.start() >= last[0]:
+            last = (m.end(), m.group(1) + ".")
     return None if last is None else last[1]
 
 
@@ -376,7 +400,7 @@ def _implicit(body: str, opts: Options) -> Reading:
                 Reading(None, f"the letter {b.upper()} and the text of option {letter} disagree")
     masked, raw = text, text  # letters are looked for outside the options' texts ("Solution A")
     for t in sorted(opts.texts.values(), key=len, reverse=True):
-        if len(t) > 1:
+        if len(t) > 1 and not _LABEL_TEXT.fullmatch(t):
             masked = masked.replace(t, " ")
     text = masked
     tail = text[-2000:]
@@ -411,6 +435,8 @@ def _implicit(body: str, opts: Options) -> Reading:
             seen.setdefault(m.group(1).upper(), tail[m.end():].split("\n", 1)[0])
     if (trail := _TRAILING.search(final)) is not None:
         seen.setdefault((trail.group(1) or trail.group(2)).upper(), "")
+    if (copula := _IS_LETTER.search(final)) is not None:  # "So the most likely count is C."
+        seen.setdefault(copula.group(1), "")
     if len(seen) > 1:
         return Reading(None, f"names several options ({', '.join(sorted(seen))}): a hedge is not an answer")
     if len(seen) == 1:
@@ -424,7 +450,7 @@ def _implicit(body: str, opts: Options) -> Reading:
         exact = _exact_option(final, opts) or (after and _exact_option(after.group(1), opts))
         if exact is not None:
             return Reading(exact, "an option's text ending the response", CONF_FALLBACK)
-        chosen, _ = _options_in(final, opts)
+        chosen, _ = _options_in(final.rsplit("=", 1)[-1], opts)  # "4 + 8 + 4 = 16": the result, not the terms
         if len(chosen) == 1:
             return Reading(chosen[0], "the one option the final sentence names", CONF_FALLBACK)
     # Prose the rules cannot read: unsure, so that a hybrid profile's model reads it.
@@ -489,6 +515,6 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     return Check.binary(reading.letter in golds, reading.letter, reading.confidence)
 
 
-VERIFIER = Verifier("choice", choice_match, NoOptions, 6, "multiple choice: the last answer statement, one option",
+VERIFIER = Verifier("choice", choice_match, NoOptions, 7, "multiple choice: the last answer statement, one option",
                     ("harmo.server.rewards.choice", "harmo.server.rewards.hedges", "harmo.server.rewards.text",
                      *EXTRACT))

@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 
 REFUSAL = re.compile(
-    r"cannot\s+be\s+determined|can\s*not\s+(?:be\s+)?(?:determine|answer|decide|tell|help|solve|find)|"
-    r"can['’]t\s+(?:help|answer|determine|tell|decide|solve|find|be\s+determined)|unable\s+to|"
+    r"cannot\s+be\s+determined|can\s*not\s+(?:be\s+)?(?:determine|answer|decide|tell|help|solve|find|provide|give)|"
+    r"can['’]t\s+(?:help|answer|determine|tell|decide|solve|find|provide|give|be\s+determined)|unable\s+to|"
+    r"please\s+provide|(?:don['’]t|do\s+not)\s+have\s+(?:access|enough)|"
     r"not\s+(?:provided|given|enough|possible|shown|visible|in\s+the\s+options|among\s+the\s+options|listed|"
-    r"available)|none\s+of\s+(?:the|these|them)|no\s+(?:correct\s+)?(?:answer|option|solution)|insufficient|"
+    r"available|provide\s+(?:enough\s+)?information)|no\s+information|none\s+of\s+(?:the|these|them)|no\s+(?:correct\s+)?(?:answer|option|solution)|insufficient|"
     r"i\s+don['’]t\s+know|i\s+do\s+not\s+know|unclear|not\s+sure|\bunknown\b|undetermined|"
     r"无法|不能确定|不确定|わかりません|알\s*수\s*없",
     re.IGNORECASE,

@@ -20,7 +20,7 @@ from typing import Any
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
 from .hedges import HEDGE_WORDS, before_next_turn, degenerate, is_refusal
-from .numeric import NUMBER_WORDS
+from .numeric import NUMBER_WORDS, final_statement, prose_number
 
 # Confidence of each kind of verdict. Equivalence found by math-verify is trusted fully; a
 # "not equivalent" can be a missed equivalent form, so a hybrid profile may route it.
@@ -99,7 +99,6 @@ def gold_text(reference: str) -> str:
 _LEADING_NEGATION = re.compile(r"\s*(?:not\b|neither\b|never\b|no\s+longer\b|n['’]t\b|isn['’]t\b|is\s+not\b)",
                                re.IGNORECASE)
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_PROSE_NUMBER = re.compile(r"(?<![\w.,/^])-?\d+(?:,\d{3})*(?:\.\d+)?(?![\w/^%]|[.,]\d)")
 _NEGATED_ANSWER = re.compile(r"answer\s+(?:is\s+not|isn['’]t|is\s+neither)\b", re.IGNORECASE)
 
 
@@ -108,13 +107,14 @@ def _hedged(text: str, numeric_gold: bool) -> str | None:
     gold is one number ("3 or 4", "either 3 or 5"); else None."""
     if _LEADING_NEGATION.match(text):
         return "the answer is negated"
+    text = text.rsplit("=", 1)[1] if "=" in text else text  # "the difference between 89 and 25 = 64"
     if HEDGE_WORDS.search(text) and numeric_gold:
         if len(set(_PLAIN_NUMBER.findall(text[:300]))) > 1:
             return "names several numbers: a hedge is not an answer"
     return None
 
 
-def plan_math(response: str, references: list[str]) -> MathPlan:
+def plan_math(response: str, references: list[str], prompt: str | None = None) -> MathPlan:
     cand = final_answer(before_next_turn(response))
     # Sure non-answers: no model (a hybrid profile's, for unsure verdicts) may turn them into a reward.
     if not cand.text.strip():
@@ -126,7 +126,7 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
     # numbers, and tuples or intervals of them: golds a refusal or a number-less answer can't be
     shaped_gold = all(_shape(g) is not None for g in golds)
     # (a refusal only where the gold is such: "no solution" may be the gold itself)
-    if shaped_gold and (cand.anchor == "none" and is_refusal(cand.span[-300:]) or
+    if shaped_gold and (cand.anchor == "none" and is_refusal(final_statement(cand.span)) or
                         cand.anchor != "none" and not re.search(r"\d", cand.text) and is_refusal(cand.text)):
         return MathPlan(Check.unparseable("the answer is a refusal", 1.0), None, cand.text)
     if cand.anchor in ("answer_is", "answer_tag") and shaped_gold and not re.search(r"\d|\\|\$", cand.text):
@@ -141,18 +141,19 @@ def plan_math(response: str, references: list[str]) -> MathPlan:
         if degenerate(cand.text):
             return MathPlan(Check.unparseable("a degenerate, repetitive response states no answer", 1.0), None, "")
         tail = cand.span[-300:]
-        last = re.split(r"(?<=[.!?])\s+|\n+", tail.strip())[-1] if tail.strip() else ""
+        last = final_statement(cand.span)
         why = "the answer is negated" if _NEGATED_ANSWER.search(tail) else _hedged(last, plain_numeric_gold)
         if why:  # sure: a hedge or a negation is no answer whatever a model would say
             return MathPlan(Check.unparseable(why, 1.0), None, cand.text)
-        # A final sentence in prose with one plain number ("So there are 12 marbles."): the
-        # number math-verify would take, compared exactly here when the gold is a plain number too.
-        nums = _PROSE_NUMBER.findall(last)
-        if len(nums) == 1 and not _LATEX_LIKE.search(last) and "$" not in last:
-            decided = _decide_simple(compact(nums[0]), golds)
-            if decided is not None:
-                conf = CONF_EQUIVALENT if decided else CONF_NOT_EQUIVALENT
-                return MathPlan(Check.binary(decided, nums[0], conf), None, nums[0])
+        if plain_numeric_gold and not _LATEX_LIKE.search(last) and "$" not in last:
+            # Prose with plain numbers, a plain gold: read as the number verifier reads it (the
+            # question's own numbers aside), never math-verify's last number of the passage.
+            said = prose_number(_after_think(before_next_turn(response)), prompt)  # bold kept
+            if said.text is None:
+                return MathPlan(Check.unparseable(said.reason, said.confidence), None, cand.text)
+            ok = any(abs(v - float(g)) <= 1e-9 * max(1.0, abs(float(g))) for v in said.values for g in gold_values)
+            return MathPlan(Check.binary(ok, said.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None,
+                            said.text)
         return MathPlan(None, cand.span, cand.text)
     if cand.anchor in ("answer_is", "answer_tag") and (why := _hedged(cand.text, plain_numeric_gold)):
         return MathPlan(Check.unparseable(why, 1.0), None, cand.text)
@@ -315,6 +316,11 @@ def integer_sequence(source: str) -> list | None:
     else:
         value = sympy.Tuple(*items)
     return [value, source.strip()]
+
+
+def _after_think(response: str) -> str:
+    end = response.rfind("</think>")
+    return response[end + len("</think>"):] if end >= 0 else response
 
 
 def _unbox(s: str) -> str:
@@ -513,7 +519,7 @@ GUARDS = {
 
 
 VERIFIER = Verifier(
-    "math", None, NoOptions, 4, "math-verify equivalence of the final answer, in worker processes",
+    "math", None, NoOptions, 5, "math-verify equivalence of the final answer, in worker processes",
     ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.numeric",
      "harmo.server.rewards.warmup", "harmo.server.workers",
      *EXTRACT),

@@ -164,9 +164,9 @@ class OcrOptions(NoOptions):
 
 
 _TEXT_SOURCES = ("harmo.server.rewards.text", "harmo.server.rewards.hedges", *EXTRACT)
-OCR = Verifier("ocr", anls, OcrOptions, 4, "ANLS with threshold, max over references (DocVQA)", _TEXT_SOURCES,
+OCR = Verifier("ocr", anls, OcrOptions, 5, "ANLS with threshold, max over references (DocVQA)", _TEXT_SOURCES,
                ("rapidfuzz",))
-VQA = Verifier("vqa", vqa_accuracy, NoOptions, 4, "VQAv2 soft accuracy with the VQA answer normalisation",
+VQA = Verifier("vqa", vqa_accuracy, NoOptions, 5, "VQAv2 soft accuracy with the VQA answer normalisation",
                _TEXT_SOURCES)
-TEXT = Verifier("text", exact_match, NoOptions, 4, "normalised exact match (a miss against a phrase is unsure)",
+TEXT = Verifier("text", exact_match, NoOptions, 5, "normalised exact match (a miss against a phrase is unsure)",
                 _TEXT_SOURCES)
