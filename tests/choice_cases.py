@@ -243,6 +243,17 @@ ROUND2 = [
     ("A because it is the only valid option", None, "A"),
     ("The visible count matches (C).", None, "C"),
     ("The wheel count is four; D", None, "D"),
+    # real outputs of multimodal math: the value stated, never an option inside it
+    ("So QR is \\sqrt{3}.", ["3", "\\sqrt{3}", "2\\sqrt{3}", "6"], "B"),
+    ("PC + CD + PD = 4 + 8 + 4 = **16**.", ["8", "12", "16", "cannot be determined"], "C"),
+    ("Therefore, none of the options A, B, C, D is correct.", ["14cm", "28cm", "10cm", "20cm"], None),
+    ("Therefore, the correct answer is (D) 140°.", ["45°", "40°", "25°", "20°"], None),
+    ("Therefore, option C, garter snakes would decrease, is the correct answer.",
+     ["mice would increase", "sparrows increased", "garter snakes would decrease", "grass decreased"], "C"),
+    ("So the most likely equilibrium population count is C.", ["40", "60", "80", "100"], "C"),
+    ("The correct option is therefore (B).", ["yes", "no"], "B"),
+    ("Image B has the most coefficients.", ["(c)", "(d)", "(a)", "(b)", "(e)"], None),
+    ("So Texas is higher than Ohio.", ["Yes", "No"], None),  # prose the rules leave to a model
 ]
 
 CASES = EXPLICIT + HEDGES + CORRECTIONS + INVALID_FINALS + NEGATIONS + NO_STATEMENT + ROUND2

@@ -174,3 +174,32 @@ def test_yes_no_questions(response, gold, paid):
 
 def test_there_are_enough_cases():
     assert len(NUMBER_CASES) + len(MATH_CASES) >= 80
+
+
+# Prose as multimodal models write it, with the question it answers: the question's own numbers
+# are not the answer, a number in words is one, a closing pleasantry states nothing.
+PROSE = [
+    ("How many bars have values smaller than 0?", "There are two bars with values smaller than 0.", "0", False),
+    ("How many bars have values smaller than 0?", "There are two bars with values smaller than 0.", "2", True),
+    ("How many items sold fewer than 5 units in at least one store?",
+     "There are 2 items sold fewer than 5 units in at least one store.", "2", True),
+    ("How much does 0.9 pounds of candy cost at $3 a pound?", "0.9 * $3 = $2.70.", "2.7", True),
+    ("How long is the side?", "So the side is 2 + 4 = **6 inches**. Let me know if you have other questions.", "6", True),
+    ("What is f(0)?", "We can read it from the graph: it is the value of f(0).", "0", None),
+    ("What is the age gap between these two people in image?",
+     "I'm unable to view images. Please provide the ages of the two people in text form.", "2", None),
+    ("How many groups are shown?", "There are 3 groups.\n\nI hope this helps! Is there anything else?", "3", True),
+    ("How many marbles are there?", "There are 12 marbles. Wait, is that wrong?", "12", None),
+    ("Round to two decimal places.", "In two decimal places, the amount is 0.13.", "0.13", True),
+]
+
+
+@pytest.mark.parametrize("task", ["number", "math"])
+@pytest.mark.parametrize("prompt, response, gold, paid", PROSE)
+def test_prose_with_its_question(pipeline, task, prompt, response, gold, paid):
+    r = score(pipeline, [{"task": task, "prompt": prompt, "response": response, "reference": gold}],
+              "accuracy_only").results[0]
+    if paid is None:
+        assert r.accuracy.verdict == "incorrect" and [e.code for e in r.errors] == ["unparseable"], r
+    else:
+        assert (r.accuracy.verdict == "correct") == paid, r

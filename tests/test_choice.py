@@ -30,7 +30,7 @@ def test_verdicts_follow_the_reading(response, choices, expected):
 
 @pytest.mark.parametrize("response, choices, expected", [c for c in CASES if c[2] is None])
 def test_no_answer_is_never_paid(response, choices, expected):
-    for gold in "ABCD":
+    for gold in "ABCD"[: len(choices) if choices else 4]:
         c = choice_match(response, [gold], choices=choices)
         assert c.score == 0.0 and c.verdict == "incorrect" and c.error[0] == "unparseable" and c.error[1], c
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import boxed_spans
@@ -133,10 +134,16 @@ class Reading:
     confidence: float = 1.0
 
 
+_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_SQRT = re.compile(r"\\sqrt\s*\{([^{}]*)\}")
+
+
 def _clean(s: str) -> str:
+    if "\\" not in s and "$" not in s and "{" not in s:
+        return s
     s = _TEXT_WRAP.sub(r"\1", s)
-    s = re.sub(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"\1/\2", s)
-    s = re.sub(r"\\sqrt\s*\{([^{}]*)\}", r"√\1", s)
+    s = _FRAC.sub(r"\1/\2", s)
+    s = _SQRT.sub(r"√\1", s)
     s = s.replace("^\\circ", "°").replace("^{\\circ}", "°").replace("\\circ", "°")
     s = s.replace("\\boxed", " ").replace("\\left", "").replace("\\right", "")
     return s.replace("{", " ").replace("}", " ").replace("$", " ").replace("\\%", "%")
@@ -145,6 +152,15 @@ def _clean(s: str) -> str:
 def _norm(s: str) -> str:
     """An option text or a statement, compared: LaTeX unwrapped, lower case, single spaces,
     no surrounding punctuation (articles kept: "Solution A" stays)."""
+    return _norm_short(s) if len(s) <= 200 else _normalise(s)
+
+
+@lru_cache(maxsize=4096)  # options' texts are normalised again and again
+def _norm_short(s: str) -> str:
+    return _normalise(s)
+
+
+def _normalise(s: str) -> str:
     return " ".join(_clean(s).lower().split()).strip(" .,:;!?\"'()[]*_`")
 
 
@@ -158,7 +174,7 @@ def _options_in(text: str, opts: Options) -> tuple[list[str], list[str]]:
     found: list[tuple[int, int, str, bool]] = []
     for letter, c in opts.texts.items():
         nc = _norm(c)
-        if not nc:
+        if not nc or _LABEL_TEXT.fullmatch(c):  # a text that is a letter ("(b)") is no words to find
             continue
         start, seen = 0, 0
         while seen < 10 and (k := low.find(nc, start)) >= 0:  # ten mentions say as much as more
@@ -176,6 +192,8 @@ def _options_in(text: str, opts: Options) -> tuple[list[str], list[str]]:
 
 
 def _exact_option(text: str, opts: Options) -> str | None:
+    if not opts.texts or len(text) > 2 * max(map(len, opts.texts.values())) + 40:
+        return None  # far longer than any option's text
     whole = _norm(text)
     exact = {letter for letter, c in opts.texts.items() if _norm(c) and _norm(c) == whole}
     return exact.pop() if len(exact) == 1 else None
@@ -319,25 +337,57 @@ def _bare(s: str) -> str | None:
     return s if len(s) == 1 and s.isascii() and s.isalpha() else None
 
 
+# Each declaration pattern holds one of these words, and only the last declaration counts: a
+# pattern is tried in a window around its words' mentions, from the last one back (at most
+# _MAX_WINDOWS of them), since trying its many alternatives at every position of a long
+# reasoning trace costs half a microsecond a character.
+_KEYWORDS = {
+    "markers": (("answer", "option", "choice", "choose", "pick", "select", "go with", "opt for", "respuesta",
+                 "ponse", "antwort", "resposta", "答", "选", "正解", "답", "옵션"), 40, 40),
+    "is_correct": (("correct", "right", "best", "answer"), 60, 12),
+    "is_correct_late": (("correct answer", "right answer", "best answer", "correct option", "right option",
+                         "best option", "correct choice", "right choice", "best choice"), 130, 16),
+}
+_MAX_WINDOWS = 8
+
+
+def _last_match(kind: str, pattern: re.Pattern, text: str, low: str) -> re.Match | None:
+    """The last match of ``pattern`` in ``text`` (``low`` is it in lower case)."""
+    words, before, after = _KEYWORDS[kind]
+    hits: list[tuple[int, int]] = []
+    for w in words:
+        i, n = low.rfind(w), 0
+        while i >= 0 and n < _MAX_WINDOWS:
+            hits.append((i, i + len(w)))
+            i, n = low.rfind(w, 0, i), n + 1
+    for s, e in sorted(hits, reverse=True)[:_MAX_WINDOWS]:
+        last = None
+        for last in pattern.finditer(text, max(0, s - before), min(len(text), e + after)):  # noqa: B007
+            pass
+        if last is not None:
+            return last
+    return None
+
+
 def _declarations(body: str) -> str | None:
     """The text after the last answer declaration in ``body``, if it has one."""
+    low = body.lower()
     last: tuple[int, str] | None = None
-    for m in _MARKERS.finditer(body):
-        if m.group(0).strip():
-            last = (m.start(), body[m.end() : m.end() + _MAX_STATEMENT])
-    for m in _IS_CORRECT.finditer(body):
-        if last is None or m.start() > last[0]:
-            before = re.split(r"[.!?\n]", body[max(0, m.start() - 120) : m.start()])[-1]
-            if re.search(r"(?<![\w.@/])[A-Z]\)?\s*(?:,|\bor\b|\band\b|/)\s*\(?$", before):
-                last = (m.start(), "A or B")  # "A, B, C, D is correct": a list, not a choice
-            elif is_refusal(before) or negated(body, m.start()) or \
-                    re.match(r"\s*(?:is|seems|looks|appears)\s+not\b", body[m.end(1):]):
-                last = (m.start(), "not " + m.group(1))
-            else:
-                last = (m.start(), m.group(1) + body[m.end() : m.end() + _MAX_STATEMENT])
-    for m in _IS_CORRECT_LATE.finditer(body):
-        if last is None or m.start() >= last[0]:
-            last = (m.end(), m.group(1) + ".")
+    if (m := _last_match("markers", _MARKERS, body, low)) is not None:
+        last = (m.start(), body[m.end() : m.end() + _MAX_STATEMENT])
+    m = _last_match("is_correct", _IS_CORRECT, body, low)
+    if m is not None and (last is None or m.start() > last[0]):
+        before = re.split(r"[.!?\n]", body[max(0, m.start() - 120) : m.start()])[-1]
+        if re.search(r"(?<![\w.@/])[A-Z]\)?\s*(?:,|\bor\b|\band\b|/)\s*\(?$", before):
+            last = (m.start(), "A or B")  # "A, B, C, D is correct": a list, not a choice
+        elif is_refusal(before) or negated(body, m.start()) or \
+                re.match(r"\s*(?:is|seems|looks|appears)\s+not\b", body[m.end(1):]):
+            last = (m.start(), "not " + m.group(1))
+        else:
+            last = (m.start(), m.group(1) + body[m.end() : m.end() + _MAX_STATEMENT])
+    m = _last_match("is_correct_late", _IS_CORRECT_LATE, body, low)
+    if m is not None and (last is None or m.end() >= last[0]):  # its own "correct answer" is a marker too
+        last = (m.end(), m.group(1) + ".")
     return None if last is None else last[1]
 
 
@@ -387,15 +437,18 @@ def _container(body: str) -> tuple[int, str | None, str] | None:
 
 def _implicit(body: str, opts: Options) -> Reading:
     """No container and no declaration: the evidence the response's own layout gives."""
-    text = _clean(body)
+    head = _clean(body[:200])  # where a leading label stands
+    text = _clean(body if len(body) <= 4000 else body[-4000:])
     if opts.texts and (exact := _exact_option(text, opts)) is not None:
         return Reading(exact, "the response is an option's text")
     bare = _bare(re.sub(r"^\s*(?:option|choice)\s+", "", text, flags=re.IGNORECASE))
     if bare is not None:  # the whole response is the letter: as sure as a statement
         return _letter(bare, "", opts, "the response is a letter")
+    end = _norm(text[-300:])
     for letter, t in opts.texts.items():  # "C (R, S, T)": a letter and its option's text
-        k = _norm(text).rfind(_norm(t)) if _norm(t) else -1
-        if k > 0 and _norm(text).endswith(_norm(t)) and (b := _bare(_norm(text)[:k].strip(" .:-—"))) is not None:
+        nt = _norm(t)
+        k = len(end) - len(nt)
+        if nt and k > 0 and end.endswith(nt) and (b := _bare(end[:k].strip(" .:-—"))) is not None:
             return _letter(b, "", opts, "a letter and its option's text") if b.upper() == letter else \
                 Reading(None, f"the letter {b.upper()} and the text of option {letter} disagree")
     masked, raw = text, text  # letters are looked for outside the options' texts ("Solution A")
@@ -425,10 +478,10 @@ def _implicit(body: str, opts: Options) -> Reading:
         if letter in "aI" and m.group(1) and not re.match(r"\s*\(?[aI][.)]", tail[m.start():]):
             continue
         seen.setdefault(letter.upper(), tail[m.end() - 1 :].split("\n", 1)[0])
-    if (lead := _LEAD.match(text)) is not None:
+    if (lead := _LEAD.match(head)) is not None:
         letter = lead.group(1) or lead.group(2)
-        seen.setdefault(letter.upper(), text[lead.end():].split("\n", 1)[0])
-    if (reason := _LEAD_REASON.match(text)) is not None:
+        seen.setdefault(letter.upper(), head[lead.end():].split("\n", 1)[0])
+    if (reason := _LEAD_REASON.match(head)) is not None:
         seen.setdefault(reason.group(1).upper(), "")
     for m in re.finditer(r"(?<![\w/])\(([A-Za-z])\)", tail):
         if not negated(tail, m.start()):

@@ -5,6 +5,7 @@ these gets them: RL finds such holes within a few hundred steps."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 REFUSAL = re.compile(
     r"cannot\s+be\s+determined|can\s*not\s+(?:be\s+)?(?:determine|answer|decide|tell|help|solve|find|provide|give)|"
@@ -60,10 +61,7 @@ def degenerate(text: str, min_tokens: int = 50, share: float = 0.8) -> bool:
     tokens = text.split()
     if len(tokens) < min_tokens:
         return False
-    counts: dict[str, int] = {}
-    for t in tokens:
-        counts[t] = counts.get(t, 0) + 1
-    return max(counts.values()) >= share * len(tokens)
+    return Counter(tokens).most_common(1)[0][1] >= share * len(tokens)
 
 
 def before_next_turn(response: str) -> str:
