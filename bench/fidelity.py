@@ -18,6 +18,8 @@ The suites are not copied into this tree; point the command at a checkout of eac
   the recorded one. math-verify (``verify(parse(boxed gold), parse(response))``) is scored on the
   free-form ones as the peer.
 
+- always: math-verify's own regression table (default options, from its sdist on PyPI), scored
+  by the math verifier and by math-verify's ``verify`` itself;
 - ``--surrogate``: the embedding surrogate's cosine on honest paraphrases and on gamed answers,
   before and after its guards.
 
@@ -45,6 +47,24 @@ MATHVISTA_MODELS = {  # four models' zero-shot testmini outputs, as the benchmar
     "llava-llama-2-13b": "results/llava/output_llava_llama_2_13b.json",
 }
 BATCH = 256
+SUITES = {  # name: (repository, the commit measured)
+    "lmms-eval": ("https://github.com/EvolvingLMMs-Lab/lmms-eval", "3e7e22d2b2838bf6cca555a067153d4f401291d4"),
+    "MathVista": ("https://github.com/lupantech/MathVista", "53d525874bdde205128e6b160b7357a88277d479"),
+}
+NOTES = [
+    "How to read them:",
+    "",
+    "- *With option count*: each case's letters are sent as `choices` (a list of letters is the",
+    "  alphabet itself). *Without*: no choices and no prompt; the verifier then takes A-D, stretched to",
+    "  the gold letter. Letters outside an alphabet the response cannot know (a lower-case or sparse one)",
+    "  are then read as letters; they are never the gold, so never paid.",
+    "- One disagreement is deliberate: a fullwidth \"Ｂ\" reads as B here, as \"１５\" reads as 15 in the",
+    "  math and number verifiers (one Unicode reading for every verifier, `rewards/unicode.py`); the",
+    "  contract refuses it.",
+    "- MathVista's grader maps an extraction that names no option to the closest option by edit",
+    "  distance, so a refusal is often recorded right; the table counts those apart. Where we pay an answer",
+    "  it recorded wrong, the response and its recorded extraction are listed for the reader to judge.",
+]
 
 
 def _score(pipeline: ScoringPipeline, items: list[dict]) -> list:
@@ -127,6 +147,7 @@ def mathvista(pipeline: ScoringPipeline, root: Path) -> dict:
                                    "recorded": truth, "ours": ours, "extracted": res.accuracy.extracted,
                                    "source": res.accuracy.source,
                                    "errors": [f"{e.code}: {e.message}" for e in res.errors],
+                                   "recorded_extraction": row.get("extraction"),
                                    "tail": (row.get("response") or "")[-300:]})
         figures[model] = dict(c)
         totals.update(c)
@@ -157,18 +178,43 @@ def surrogate() -> dict:
             "unrelated": cos(ref, PARAPHRASES[-1][0]), "gamed": gamed}
 
 
+def math_verify_cases(pipeline: ScoringPipeline) -> dict:
+    """math-verify's own regression table (default options), read from its sdist: its expected
+    verdicts against ours (``task: math``) and against math-verify's ``verify`` itself."""
+    from math_verify import parse, verify
+
+    from devtools.mv_cases import default_option_cases
+
+    cases = default_option_cases()
+    results = _score(pipeline, [{"response": p, "reference": g, "task": "math"} for g, p, _ in cases])
+    ours = sum((r.accuracy.verdict == "correct") == bool(e) for (_, _, e), r in zip(cases, results))
+    ref = sum(bool(verify(parse(g), parse(p))) == bool(e) for g, p, e in cases)
+    return {"cases": len(cases), "ours": ours, "reference": ref, "version": version("math-verify")}
+
+
 def _pct(a: int, n: int) -> str:
     return f"{a}/{n} ({100 * a / n:.1f}%)" if n else "-"
 
 
-def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict, emb: dict | None = None) -> str:
+def _one_line(s: str, n: int = 110) -> str:
+    s = " ".join(str(s).split()).replace("|", "\\|")
+    return s if len(s) <= n else "…" + s[-n:]
+
+
+def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict, emb: dict | None = None,
+           mismatches: list[dict] = (), mvc: dict | None = None) -> str:
     lines = ["# Fidelity", "",
              "Agreement of the rule verifiers with public labelled suites, as measured by",
-             "`python -m bench.fidelity` (see its docstring for how each suite is scored; the suites are not",
-             "part of this tree). Figures as they came out of the last run:", "",
-             f"- date: {datetime.date.today().isoformat()}; Python {platform.python_version()}; "
-             f"math-verify {version('math-verify')}",
-             *[f"- {k}: {v}" for k, v in sources.items()], ""]
+             "`python -m bench.fidelity` (its docstring says how each suite is scored). The suites are not",
+             "part of this tree; the figures below came from these checkouts:", "",
+             "```sh",
+             *[f"git clone {url} && git -C {name} checkout {commit}" for name, (url, commit) in SUITES.items()],
+             "python -m bench.fidelity --mcq lmms-eval/test/eval/mcq_extract/cases.json --mathvista MathVista \\",
+             "    --surrogate --out docs/fidelity.md",
+             "```", "",
+             f"Figures as they came out of the last run ({datetime.date.today().isoformat()}, Python "
+             f"{platform.python_version()}, math-verify {version('math-verify')}), every disagreement listed.", "",
+             *NOTES, ""]
     if mcq_fig:
         f = mcq_fig
         lines += ["## Multiple choice: lmms-eval's answer-extraction contract", "",
@@ -178,6 +224,9 @@ def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict, emb: dict |
             m = f[mode]
             lines.append(f"| choice | lmms-eval mcq_extract | {f['cases']} | {mode} | {_pct(m['agree'], f['cases'])} "
                          f"| {m['wrong_letters']} | `extract_mcq_answer`: 100% (the suite is its contract test) |")
+        lines += ["", "Every disagreement:", "", "| mode | case | response | label | ours |", "|---|---|---|---|---|"]
+        lines += [f"| {x['mode']} | {x['id']} | `{_one_line(repr(x['response']), 60)}` | {x['expected'] or '-'} "
+                  f"| {x['got'] or '-'} |" for x in mismatches if x["suite"] == "mcq"]
         lines.append("")
     if mv_fig:
         lines += ["## Math, numbers and choice in real outputs: MathVista testmini", "",
@@ -195,7 +244,19 @@ def render(mcq_fig: dict | None, mv_fig: dict | None, sources: dict, emb: dict |
                          f"| {c.get('refused_right', 0)} | {c.get('guessed_right_refused', 0)} "
                          f"| {_pct(c.get('agree_not_guessed', 0), n - c.get('guessed', 0))} "
                          f"| {_pct(c.get('mv_agree', 0), c.get('free-form_n', 0))} |")
+        lines += ["", "Every answer we pay that the benchmark recorded wrong (its recorded extraction beside it):", "",
+                  "| model | gold | options | the response ends | recorded extraction | ours |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {x['model']} | {_one_line(x['answer'], 20)} | {_one_line(x['choices'] or '-', 40)} "
+                  f"| {_one_line(x['tail'], 90)} | {_one_line(x['recorded_extraction'], 20)} | {x['extracted']} |"
+                  for x in mismatches if x["suite"] == "mathvista" and x["ours"] and not x["recorded"]]
         lines.append("")
+    if mvc:
+        lines += ["## Math: math-verify's own regression table", "",
+                  "| verifier | suite | cases | agreement | reference grader (math-verify `verify`) |",
+                  "|---|---|---|---|---|",
+                  f"| math | math-verify {mvc['version']} tests, default options | {mvc['cases']} "
+                  f"| {_pct(mvc['ours'], mvc['cases'])} | {_pct(mvc['reference'], mvc['cases'])} |", ""]
     if emb:
         lines += ["## Open-ended answers: the embedding surrogate and its guards", "",
                   f"The packaged all-MiniLM-L6-v2, cosine to the reference ({emb['paraphrases']} honest paraphrases of "
@@ -224,18 +285,19 @@ def main() -> None:
             mcq_out = mcq(pipeline, args.mcq)
         if args.mathvista:
             mv_out = mathvista(pipeline, args.mathvista)
+        mvc = math_verify_cases(pipeline)
     sources = {}
     if args.mcq:
         sources["mcq cases"] = str(args.mcq)
     if args.mathvista:
         sources["MathVista"] = str(args.mathvista)
+    both = (mcq_out or {}).get("mismatches", []) + (mv_out or {}).get("mismatches", [])
     report = render(mcq_out and mcq_out["figures"], mv_out and mv_out["figures"], sources,
-                    surrogate() if args.surrogate else None)
+                    surrogate() if args.surrogate else None, both, mvc)
     print(report)
     if args.out:
         args.out.write_text(report + "\n", encoding="utf-8")
     if args.mismatches:
-        both = (mcq_out or {}).get("mismatches", []) + (mv_out or {}).get("mismatches", [])
         args.mismatches.write_text(json.dumps(both, indent=1, ensure_ascii=False), encoding="utf-8")
 
 

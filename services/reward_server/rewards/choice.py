@@ -568,6 +568,6 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     return Check.binary(reading.letter in golds, reading.letter, reading.confidence)
 
 
-VERIFIER = Verifier("choice", choice_match, NoOptions, 7, "multiple choice: the last answer statement, one option",
+VERIFIER = Verifier("choice", choice_match, NoOptions, 8, "multiple choice: the last answer statement, one option",
                     ("harmo.server.rewards.choice", "harmo.server.rewards.hedges", "harmo.server.rewards.text",
                      *EXTRACT))

@@ -519,7 +519,7 @@ GUARDS = {
 
 
 VERIFIER = Verifier(
-    "math", None, NoOptions, 5, "math-verify equivalence of the final answer, in worker processes",
+    "math", None, NoOptions, 6, "math-verify equivalence of the final answer, in worker processes",
     ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.numeric",
      "harmo.server.rewards.warmup", "harmo.server.workers",
      *EXTRACT),

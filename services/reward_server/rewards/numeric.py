@@ -87,6 +87,9 @@ _PLEASANTRY = re.compile(
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
 _DOUBT = re.compile(r"\b(?:wrong|incorrect|not|probably|maybe|perhaps|wait|actually|however|but|unsure|mistake)\b"
                     r"|n['’]t\b|\?", re.IGNORECASE)
+_THERE_ARE = re.compile(r"\bthere\s+(?:are|is|were|was|will\s+be)\s+(?:only\s+|exactly\s+|a\s+total\s+of\s+)?"
+                        r"([-+]?\d[\d,]*(?:\.\d+)?|[a-z]+)\b", re.IGNORECASE)
+_RATIO = re.compile(r"\bfor\s+every\b|\bout\s+of\b|\bper\b|\d\s*:\s*\d", re.IGNORECASE)  # "one for every two"
 _FUNC_ARG = re.compile(r"[A-Za-z]\(\s*$")  # "f(0)": an argument, not an answer
 _DETERMINER = re.compile(r"\b(?:the|this|that|each|any|every|which|no|only|a)\s+$", re.IGNORECASE)
 _PRECISION = re.compile(r"\s+(?:decimal\s+places?|significant\s+(?:figures|digits)|d\.?p\.?\b)", re.IGNORECASE)
@@ -158,6 +161,10 @@ def prose_number(text: str, prompt: str | None = None) -> NumberReading:
     # ("How many bars are above 2?" "There are 2."); words that do ("the two people") describe
     answers = [f for f in found if f[1] not in asked] or [f for f in found if not f[0][0].isalpha()]
     distinct = {v for _, v in answers}
+    if len(distinct) > 1 and (count := _THERE_ARE.search(scope)) is not None and not _RATIO.search(scope):
+        # "There are 12 sequences that meet the three conditions": the count is the answer
+        said = [f for f in answers if f[0].lower() == count.group(1).lower()]
+        answers, distinct = (said, {said[0][1]}) if said else (answers, distinct)
     if len(distinct) == 1:
         t = answers[0][0]
         values = _values(t) if t[0].isdigit() or t[0] in "-+." else frozenset({answers[0][1]})
@@ -181,10 +188,13 @@ def read_number(response: str, prompt: str | None = None) -> NumberReading:
     if cand.anchor == "none":
         if degenerate(stmt):
             return NumberReading(None, frozenset(), "a degenerate, repetitive response states no answer")
+        if not stmt:  # nothing after the reasoning: sure
+            return NumberReading(None, frozenset(), "the response states no answer")
         whole = to_float(stmt)
         if whole is not None:  # the response is nothing but the number: sure
             return NumberReading(stmt, _values(stmt), "the answer is a number")
-        return prose_number(response, prompt)
+        end = response.rfind("</think>")
+        return prose_number(response[end + len("</think>"):] if end >= 0 else response, prompt)
     whole = to_float(stmt)
     if whole is not None:
         return NumberReading(stmt, _values(stmt), "the answer is a number")
@@ -253,7 +263,7 @@ class ChartOptions(NoOptions):
     tolerance: float = Field(0.05, ge=0, description="ChartQA relaxed accuracy: relative error allowed")
 
 
-NUMBER = Verifier("number", number_match, NumberOptions, 6, "a number within a relative tolerance",
+NUMBER = Verifier("number", number_match, NumberOptions, 7, "a number within a relative tolerance",
                   ("harmo.server.rewards.numeric", "harmo.server.rewards.hedges", *EXTRACT))
-CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 6, "ChartQA relaxed accuracy (5% relative error)",
+CHART = Verifier("chart", relaxed_accuracy, ChartOptions, 7, "ChartQA relaxed accuracy (5% relative error)",
                  ("harmo.server.rewards.numeric", *EXTRACT))
