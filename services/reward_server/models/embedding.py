@@ -57,7 +57,8 @@ class EmbeddingConfig(BackendConfig):
         "packaged all-MiniLM-L6-v2 when unset")
     revision: str | None = Field(None, description="the hub revision `models pull` fetches")
     compare: Literal["answer", "response"] = Field(
-        "answer", description="embed the extracted final answer, or the whole response")
+        "answer", description="embed the extracted final answer (behind the guards), or the whole response "
+        "(no guards: reasoning holds negations and alternatives of its own)")
 
     def weights(self) -> WeightsRef | None:
         return WeightsRef(self.path, self.revision) if self.path else None
@@ -96,6 +97,7 @@ class EmbeddingBackend(Backend):
             a = emb[texts[self._text(item)]]
             # Range [0, 1]: the best cosine over the references, a negative one counting as 0.
             sims = [float(a @ emb[texts[r]]) for r in item.references]
-            share, _ = guard(self._text(item), item.references)
+            # the guards read an answer; a whole response (compare: response) is reasoning too
+            share = guard(self._text(item), item.references)[0] if self.config.compare == "answer" else 1.0
             out.append(ModelOutput(values=(share * max(0.0, *sims),), extracted=self._text(item)))
         return out

@@ -120,8 +120,8 @@ def options_for(choices: list[str] | None, prompt: str | None = None, golds: tup
         while n < len(LETTERS) and LETTERS[n] in listed:
             n += 1
         n = n if n >= 2 else 0
-    if not n:
-        n = max([DEFAULT_OPTIONS] + [LETTERS.index(g) + 1 for g in golds if g in LETTERS])
+    # the gold is an option whatever the prompt seemed to list
+    n = max([n or DEFAULT_OPTIONS] + [LETTERS.index(g) + 1 for g in golds if g in LETTERS])
     return Options(tuple(LETTERS[:n]), {})
 
 
@@ -429,7 +429,7 @@ def _container(body: str) -> tuple[int, str | None, str] | None:
         else:
             # an empty box in the run leaves the run with no answer, whatever the others say
             box = (run[0][0], "" if any(not c.strip() for _, _, c in run) else ", ".join(c for _, _, c in run), "")
-    if last_open >= 0 and (not boxes or last_open > boxes[-1][1] - 1 and last_open >= boxes[-1][1]):
+    if last_open >= 0 and (not boxes or last_open >= boxes[-1][1]):  # opened after the last closed box
         box = (last_open, None, "a box that is never closed")
     found = [c for c in (tag, box) if c is not None]
     return max(found, key=lambda c: c[0]) if found else None
@@ -568,6 +568,6 @@ def choice_match(response: str, references: list[str], *, choices: list[str] | N
     return Check.binary(reading.letter in golds, reading.letter, reading.confidence)
 
 
-VERIFIER = Verifier("choice", choice_match, NoOptions, 8, "multiple choice: the last answer statement, one option",
+VERIFIER = Verifier("choice", choice_match, NoOptions, 9, "multiple choice: the last answer statement, one option",
                     ("harmo.server.rewards.choice", "harmo.server.rewards.hedges", "harmo.server.rewards.text",
                      *EXTRACT))

@@ -33,8 +33,9 @@ def model_key_inputs(item: ScoreItem) -> dict[str, Any]:
 class ModelStage(Stage):
     name = "models"
     # 2: images declaring more than max_decoded_pixels are refused; 3: image URLs to private
-    # networks; 4: the embedding surrogate's guards (repetition, padding, negation, hedges)
-    version = 4
+    # networks; 4: the embedding surrogate's guards (repetition, padding, negation, hedges); 5: no
+    # guards where the whole response is compared
+    version = 5
     sources = ("harmo.server.stages.models", "harmo.server.models.base", "harmo.server.models.embedding",
                "harmo.server.models.seqcls", "harmo.server.models.vlm", "harmo.server.models.judge",
                "harmo.server.models.vllm_pool")
