@@ -79,6 +79,9 @@ def custom(tmp_path_factory, pipeline):
             data_sources: ["chartqa*"]
             weights: {accuracy: 1.0}
             accuracy: {routing: {"chartqa*": chart}, verifiers: {chart: {tolerance: 0.1}}}
+          approximate:
+            weights: {accuracy: 1.0}
+            accuracy: {verifiers: {math: {rel_tol: 0.001}}}
           constant_open:
             weights: {accuracy: 1.0, format: 1.0}
             accuracy: {unjudged: 0.25}
@@ -193,3 +196,13 @@ def test_settings_from_yaml_and_environment(tmp_path, monkeypatch):
     f.write_text("math_wrokers: 3\n")
     with pytest.raises(ValueError, match="math_wrokers"):
         Settings()
+
+
+def test_a_profile_may_allow_decimals_for_exact_golds(custom):
+    items = [{"task": "math", "reference": g, "response": f"\\boxed{{{a}}}"} for a, g in
+             [("0.333333", "\\frac{1}{3}"), ("1.4142", "\\sqrt{2}"), ("3.1416", "\\pi"), ("0.34", "\\frac{1}{3}")]]
+    allowed = [r.accuracy.verdict for r in score(custom, items, "approximate").results]
+    assert allowed == ["correct", "correct", "correct", "incorrect"]
+    default = score(custom, items, "plain").results
+    assert all(r.accuracy.verdict == "incorrect" for r in default)
+    assert [e.code for e in default[0].errors] == ["approximation"]

@@ -11,11 +11,14 @@ Split in two halves:
 """
 from __future__ import annotations
 
+import math as _math  # this module is "math" too
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
+
+from pydantic import Field
 
 from .base import EXTRACT, Check, NoOptions, Verifier
 from .extract import final_answer
@@ -114,7 +117,13 @@ def _hedged(text: str, numeric_gold: bool) -> str | None:
     return None
 
 
-def plan_math(response: str, references: list[str], prompt: str | None = None) -> MathPlan:
+class MathOptions(NoOptions):
+    rel_tol: float = Field(0.0, ge=0, le=0.1, description=(
+        "a decimal within this relative error of an exact gold (1/3, sqrt(2), pi) is paid; 0: a decimal is paid "
+        "only where it is the gold's exact value (0.5 for 1/2), a rounded one is refused as an approximation"))
+
+
+def plan_math(response: str, references: list[str], prompt: str | None = None, rel_tol: float = 0.0) -> MathPlan:
     cand = final_answer(before_next_turn(response))
     # Sure non-answers: no model (a hybrid profile's, for unsure verdicts) may turn them into a reward.
     if not cand.text.strip():
@@ -166,6 +175,8 @@ def plan_math(response: str, references: list[str], prompt: str | None = None) -
     if clock is not None and None not in gold_clocks:  # times of day: 20:34 is 20:34:00
         ok = clock in gold_clocks
         return MathPlan(Check.binary(ok, cand.text, CONF_EQUIVALENT if ok else CONF_NOT_EQUIVALENT), None, cand.text)
+    if rel_tol and "." in c and not any("." in g for g in golds) and _within(c, golds, rel_tol):
+        return MathPlan(Check.binary(True, cand.text, CONF_EQUIVALENT), None, cand.text)  # the profile allows it
     decided = _decide_simple(c, golds)
     if decided is False and "." in c and not any("." in g for g in golds):
         return MathPlan(Check(0.0, "incorrect", CONF_GUARDED, cand.text, ("approximation", GUARDS["approximation"])),
@@ -174,6 +185,18 @@ def plan_math(response: str, references: list[str], prompt: str | None = None) -
         conf = CONF_EQUIVALENT if decided else CONF_NOT_EQUIVALENT
         return MathPlan(Check.binary(decided, cand.text, conf), None, cand.text)
     return MathPlan(None, cand.span, cand.text)
+
+
+def _within(pred: str, golds: list[str], rel_tol: float) -> bool:
+    """A plain decimal within ``rel_tol`` of a gold number, surd or multiple of pi."""
+    def value(s: str) -> float | None:
+        shape = _scalar(s)
+        if shape is None or shape[0] == "inf":
+            return None
+        return float(shape[1] * _math.sqrt(shape[2])) if shape[0] == "q" else float(shape[1]) * _math.pi
+
+    p = value(pred)
+    return p is not None and any((g := value(x)) is not None and abs(p - g) <= rel_tol * abs(g) for x in golds)
 
 
 def _false_statement(answer: str, golds: list[str]) -> str | None:
@@ -519,7 +542,7 @@ GUARDS = {
 
 
 VERIFIER = Verifier(
-    "math", None, NoOptions, 6, "math-verify equivalence of the final answer, in worker processes",
+    "math", None, MathOptions, 7, "math-verify equivalence of the final answer, in worker processes",
     ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.numeric",
      "harmo.server.rewards.warmup", "harmo.server.workers",
      *EXTRACT),

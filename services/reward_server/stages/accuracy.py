@@ -97,7 +97,7 @@ class AccuracyStage(Stage):
                 continue
             if it.task == "math":
                 refs = [gold_text(r) for r in refs]
-                plan = plan_math(response, refs, it.item.prompt)
+                plan = plan_math(response, refs, it.item.prompt, **it.profile.accuracy.options("math"))
                 it.math_extracted = plan.extracted
                 if plan.check is not None:
                     it.check = plan.check
