@@ -12,7 +12,8 @@ REFUSAL = re.compile(
     r"can['’]t\s+(?:help|answer|determine|tell|decide|solve|find|provide|give|be\s+determined)|unable\s+to|"
     r"please\s+provide|(?:don['’]t|do\s+not)\s+have\s+(?:access|enough)|"
     r"not\s+(?:provided|given|enough|possible|shown|visible|in\s+the\s+options|among\s+the\s+options|listed|"
-    r"available|provide\s+(?:enough\s+)?information)|no\s+information|none\s+of\s+(?:the|these|them)|no\s+(?:correct\s+)?(?:answer|option|solution)|insufficient|"
+    r"available|provide\s+(?:enough\s+)?information)|no\s+information|none\s+of\s+(?:the|these|them)|"
+    r"no\s+(?:correct\s+)?(?:answer|option|solution)|insufficient|"
     r"i\s+don['’]t\s+know|i\s+do\s+not\s+know|unclear|not\s+sure|\bunknown\b|undetermined|"
     r"无法|不能确定|不确定|わかりません|알\s*수\s*없",
     re.IGNORECASE,
