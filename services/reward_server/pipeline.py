@@ -30,6 +30,7 @@ from .limits import over_limit
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady, ModelRegistry
 from .profiles import Profile, ProfileSet
+from .rewards.base import Check
 from .rewards.registry import tasks
 from .rewards.routing import route
 from .settings import Settings
@@ -209,8 +210,13 @@ class ScoringPipeline:
             except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
                 log.exception("stage %s failed on item %r", stage.name, it.item.id)
                 del it.errors[before:]
-                it.error(stage.error_component or (stage.components or (stage.name,))[0], "internal",
-                         f"{stage.name} failed on this item: {type(exc).__name__}: {exc}")
+                message = f"{stage.name} failed on this item: {type(exc).__name__}: {exc}"
+                if stage.error_component == "accuracy" and (it.check is None or it.check.verdict != "error"):
+                    # an accuracy that could not be computed is unjudged (the profile's policy), never
+                    # handed to a model that would pay a partial score for it
+                    it.check = Check(0.0, "error", 0.0, None, ("internal", message))
+                else:
+                    it.error(stage.error_component or (stage.components or (stage.name,))[0], "internal", message)
 
     def _profile_for(self, requested: str | None, item: ScoreItem) -> Profile:
         if requested is not None:

@@ -252,6 +252,8 @@ def simple_number(s: str) -> Fraction | None:
 def _scalar(s: str) -> tuple | None:
     """A canonical form: ('q', sign, x^2) for x = ±sqrt(q), q rational (rationals included),
     ('pi', k) for k*pi, ('inf', sign); None for anything else."""
+    if len(s) > _MAX_DIGITS:  # past Python's int-string limit: no digits of it are converted
+        return None
     q = simple_number(s)
     if q is not None:
         return ("q", (q > 0) - (q < 0), q * q)
@@ -316,7 +318,7 @@ def integer_sequence(source: str) -> list | None:
     """math-verify's parse of ``$source$`` for a tuple or interval of integers (and infinities),
     built directly: its LaTeX grammar takes 20 ms and more on these, and they are common
     gold answers. Identical objects: ``tests/test_math.py`` checks against math-verify."""
-    m = _INT_SEQUENCE.fullmatch(source)
+    m = _INT_SEQUENCE.fullmatch(source) if len(source) <= _MAX_DIGITS else None
     if m is None:
         return None
     import sympy
@@ -542,7 +544,7 @@ GUARDS = {
 
 
 VERIFIER = Verifier(
-    "math", None, MathOptions, 7, "math-verify equivalence of the final answer, in worker processes",
+    "math", None, MathOptions, 8, "math-verify equivalence of the final answer, in worker processes",
     ("harmo.server.rewards.math", "harmo.server.rewards.hedges", "harmo.server.rewards.numeric",
      "harmo.server.rewards.warmup", "harmo.server.workers",
      *EXTRACT),

@@ -97,7 +97,11 @@ class AccuracyStage(Stage):
                 continue
             if it.task == "math":
                 refs = [gold_text(r) for r in refs]
-                plan = plan_math(response, refs, it.item.prompt, **it.profile.accuracy.options("math"))
+                try:
+                    plan = plan_math(response, refs, it.item.prompt, **it.profile.accuracy.options("math"))
+                except Exception as exc:  # noqa: BLE001 - no input fails its neighbours, nor is paid by a model
+                    it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"[:500]))
+                    continue
                 it.math_extracted = plan.extracted
                 if plan.check is not None:
                     it.check = plan.check

@@ -42,6 +42,15 @@ class VerdictStage(Stage):
         c = it.check
         if c.error is not None:
             it.error("accuracy", *c.error)
+        if c.verdict == "error" and c.error is not None and c.error[0] == "internal":
+            # The accuracy could not be computed (a verifier failed on this input): unjudged, as
+            # the profile says, never a partial sum of the other components.
+            policy = p.accuracy.unjudged
+            if policy == "null":
+                it.unjudged = True
+            elif policy != "skip":
+                it.components["accuracy"] = float(policy)
+            return AccuracyInfo(source=it.source, verdict="error", confidence=0.0)
         it.components["accuracy"] = p.error_value if c.verdict == "error" else c.score
         return AccuracyInfo(source=it.source, verdict=c.verdict, confidence=c.confidence,
                             extracted=c.extracted, score=c.score)
