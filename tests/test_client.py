@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
@@ -212,9 +213,13 @@ def test_openrlhf_get_reward(server):
         timeout=60).json()["results"]
     assert body["rewards"] == body["scores"] == [x["reward"] for x in same]
     assert body["extra_logs"]["accuracy"] == [1.0, 0.0, 1.0]
-    # No number is made up: an item nothing can judge refuses the request, saying why.
+    # A well-formed request is always answered 200 (OpenRLHF ends the run on anything else): a
+    # query nothing can judge gets the profile's error_value, flagged, in strict JSON (no NaN).
     bad = httpx.post(f"{server.url}/get_reward?profile=accuracy_only", json={"query": ["just text"]}, timeout=60)
-    assert bad.status_code == 422 and "accuracy/unjudged" in bad.text
+    assert bad.status_code == 200, bad.text
+    strict = json.loads(bad.text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert strict["rewards"] == [0.0] and strict["extra_logs"]["reward_null"] == [1.0]
+    assert strict["extra_logs"]["accuracy"] == [0.0] and strict["extra_logs"]["accuracy_applies"] == [0.0]
     assert httpx.post(f"{server.url}/get_reward", json={"query": ["a", "b"], "labels": ["x"]}).status_code == 422
     # One query past the size limit does not cost the others their rewards: it gets the profile's
     # error_value, flagged reward_null.

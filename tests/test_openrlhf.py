@@ -4,7 +4,6 @@ experience batching must accept every answer; a prompt's samples must form their
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from devtools.models import smollm2_dir
+from harmo.server.profiles import ProfileSet
 from tests.conftest import Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +33,9 @@ CASES = [
 pytestmark = pytest.mark.slow
 
 
-def openrlhf(reward: str, tmp_path: Path, env: dict | None = None) -> dict:
+def openrlhf(reward: str, tmp_path: Path, env: dict | None = None, cases_: list[dict] | None = None) -> dict:
     cases = tmp_path / "cases.json"
-    cases.write_text(json.dumps(CASES))
+    cases.write_text(json.dumps(cases_ or CASES))
     proc = subprocess.run([TRAINER_PYTHON, "tests/openrlhf_loop.py", "--reward", reward, "--tokenizer",
                            str(smollm2_dir()), "--cases", str(cases)], capture_output=True, text=True, cwd=ROOT,
                           timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
@@ -54,7 +54,7 @@ def reference(url: str, rows: list[dict], headers: dict | None = None, alone: bo
 
 
 def same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or abs(a - b) < 1e-6
+    return abs(a - b) < 1e-6
 
 
 def check(got: dict, ref: list[dict], groups: bool = True) -> None:
@@ -65,10 +65,9 @@ def check(got: dict, ref: list[dict], groups: bool = True) -> None:
     for row, want in zip(got["rows"], ref):
         assert same(row["reward"], want["reward"]), (row, want)
         for k, v in want["components"].items():
-            assert same(row["info"][k], v), (k, row, want)
-        for k in set(row["info"]) - set(want["components"]) - {"reward", "score", "response_clip_ratio",
-                                                                 "reward_null"}:
-            assert math.isnan(row["info"][k]), (k, row)
+            assert same(row["info"][k], v) and row["info"][f"{k}_applies"] == 1.0, (k, row, want)
+        for k in {k for k in row["info"] if f"{k}_applies" in row["info"]} - set(want["components"]):
+            assert row["info"][k] == 0.0 and row["info"][f"{k}_applies"] == 0.0, (k, row)
     if groups:  # the length part is relative to the group's correct answers
         assert any(r["info"]["length"] != 0 for r in got["rows"] if r["info"]["accuracy"] == 1.0)
     assert all(r["info"]["format"] == 1.0 for r in got["rows"] if r["response"].startswith("<think>"))
@@ -91,6 +90,23 @@ def test_openrlhf_without_a_group_size_scores_groups_of_one(server, tmp_path):
     got = openrlhf(f"{server.url}/get_reward?profile=harmo", tmp_path)
     check(got, reference(server.url, got["rows"], alone=True), groups=False)
     assert all(r["info"]["length"] == 0 for r in got["rows"] if r["info"]["accuracy"] == 1.0)
+
+
+def test_openrlhf_survives_a_batch_nothing_can_judge(server, tmp_path):
+    """Open-ended prompts without labels under a rule-only profile: no sample has a reward. Each
+    request is still answered 200 (OpenRLHF ends the run on anything else): the profile's
+    error_value, flagged reward_null, every key in every sample, and the batch splits."""
+    open_ended = [{"question": "Write a short poem about rain.", "label": None,
+                   "responses": ["<think>rain</think><answer>Soft rain on the roof.</answer>"] * N},
+                  {"question": "Describe a sunset.", "label": None,
+                   "responses": ["<think>sky</think><answer>The sky turns orange.</answer>"] * N}]
+    got = openrlhf(f"{server.url}/get_reward?profile=accuracy_only&group_size={N}", tmp_path, cases_=open_ended)
+    assert got["split_error"] is None and got["split"] == 2 * N
+    assert len({frozenset(r["info"]) for r in got["rows"]}) == 1
+    error_value = ProfileSet.load(ROOT / "services/reward_server/profiles.yaml").get("accuracy_only").error_value
+    for row in got["rows"]:
+        assert row["reward"] == error_value and row["info"]["reward_null"] == 1.0, row
+        assert row["info"]["accuracy"] == 0.0 and row["info"]["accuracy_applies"] == 0.0, row
 
 
 def test_openrlhf_reward_function_file_sends_the_key(tmp_path):

@@ -304,7 +304,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         return Response(out.model_dump_json(), media_type="application/json")
 
     @app.post("/get_reward", response_model=OpenRLHFResponse,
-              responses={422: {"description": "malformed request, or no query with a reward"}})
+              responses={422: {"description": "a malformed request (a well-formed one is always answered 200)"}})
     async def get_reward(req: OpenRLHFRequest, request: Request, profile: str | None = None,
                          group_size: int | None = Query(None, ge=1, le=4096)) -> Response:
         """OpenRLHF's remote reward API. The responses to one prompt form a GRPO group: within the
@@ -338,14 +338,10 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         resp = await _score(ScoreRequest(profile=name, items=items), request)
         out = ScoreResponse.model_validate_json(resp.body)
         nulls = [(i, r) for i, r in enumerate(out.results) if r.reward is None]
-        if nulls and len(nulls) == len(items):
-            # Nothing to give OpenRLHF a number for: refuse rather than make one up.
-            detail = "; ".join(f"query {i}: " + ", ".join(f"{e.component}/{e.code}" for e in r.errors)
-                               for i, r in nulls[:10])
-            raise HTTPException(422, f"no reward for {len(nulls)} of {len(items)} queries ({detail})")
-        # OpenRLHF takes a number for every query: a query without a reward (past a size limit,
-        # unjudged) gets the profile's error_value, flagged in extra_logs.reward_null (and logged),
-        # and the other queries keep their rewards.
+        # OpenRLHF takes a number for every query and ends the run on any non-200 answer: a query
+        # without a reward (past a size limit, unjudged), even every query of the request, gets
+        # the profile's error_value, flagged in extra_logs.reward_null (and logged), and the
+        # other queries keep their rewards.
         prof = pipeline.profiles.get(name)
         fallback = prof.error_value
         if nulls:
@@ -354,11 +350,14 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
                 len(nulls), len(items), ", ".join(f"{e.component}/{e.code}" for _, r in nulls[:5] for e in r.errors),
                 fallback)
         rewards = [r.reward if r.reward is not None else fallback for r in out.results]
-        # The same keys in every answer (OpenRLHF stacks them over samples): the profile's
-        # components, NaN where one does not apply to a query.
-        nan = float("nan")
-        logs_ = {k: [v if (v := r.components.get(k)) is not None else nan for r in out.results]
-                 for k in sorted(prof.components)}
+        # The same keys in every answer (OpenRLHF stacks them over samples into tensors, so no
+        # nulls, and strict JSON parsers refuse NaN): each component of the profile, 0.0 where it
+        # does not apply to a query, with "<component>_applies" (1.0 or 0.0) saying which.
+        logs_: dict[str, list[float]] = {}
+        for k in sorted(prof.components):
+            values = [r.components.get(k) for r in out.results]
+            logs_[k] = [v if v is not None else 0.0 for v in values]
+            logs_[f"{k}_applies"] = [float(v is not None) for v in values]
         logs_["reward_null"] = [float(r.reward is None) for r in out.results]
         body = OpenRLHFResponse(rewards=rewards, scores=rewards, extra_logs=logs_)
         return Response(body.model_dump_json(), media_type="application/json")
