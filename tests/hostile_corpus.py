@@ -260,6 +260,17 @@ def sizes_and_images() -> list[Case]:
             {"response": "4", "reference": "4", "images": [f"data:image/png;base64,{png}"]})),
         Case("a remote image URL the profile does not read", _with_neighbour(
             {"response": "4", "reference": "4", "images": ["http://169.254.169.254/latest/meta-data/"]})),
+        # an image reference no backend could read is refused whatever the profile, typed
+        Case("an image that is not a data URL", _with_neighbour(
+            {"response": "4", "reference": "4", "images": ["not a data url"]}),
+             codes=frozenset({"input/bad_image"}), must_error=True, reward=False),
+        Case("an image data URL that is not base64", _with_neighbour(
+            {"response": "4", "reference": "4", "images": ["data:image/png;base64," + " " * 5000 + "!"]}),
+             codes=frozenset({"input/bad_image"}), must_error=True, reward=False),
+        Case("an image in a message that is a file path", _with_neighbour(
+            {"response": "4", "reference": "4", "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/etc/passwd"}}]}]}),
+             codes=frozenset({"input/bad_image"}), must_error=True, reward=False),
         Case("27 choices", _with_neighbour({"response": "(A)", "reference": "A", "task": "choice",
                                             "choices": [str(i) for i in range(27)]}),
              codes=frozenset({"accuracy/bad_choices"}), must_error=True),

@@ -4,6 +4,7 @@ these bound what one item can cost. The request-wide limits (the body's bytes, t
 items) are the HTTP layer's 413s."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harmo.protocol import ScoreItem, text_of
@@ -46,7 +47,28 @@ def over_limit(item: ScoreItem, s: Settings) -> tuple[str, str] | None:
         return "prompt_too_long", (f"the prompt and messages have {prompt} characters; "
                                    f"the limit is {s.max_prompt_chars}")
     for ref in images_of(item):
+        # Every reference, whatever the profile: one that no backend could read is a mistake in
+        # the request that would otherwise pass silently under a profile that reads no image.
+        if (why := _not_an_image_reference(ref)) is not None:
+            return "bad_image", why
         n = image_bytes(ref)
         if n > s.max_image_bytes:
             return "image_too_large", f"an image of {n} bytes; the limit is {s.max_image_bytes}"
+    return None
+
+
+_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,")
+_BASE64 = re.compile(r"[A-Za-z0-9+/\s]*(?:=\s*){0,2}")  # unambiguous: linear on any input
+
+
+def _not_an_image_reference(ref: str) -> str | None:
+    """Why ``ref`` is neither a base64 data URL nor an http(s) URL, or None."""
+    if ref.startswith(("http://", "https://")) and len(ref) > len("https://"):
+        return None
+    head = _DATA_URL.match(ref)
+    if head is None:
+        return (f"an image must be a base64 data URL (data:image/png;base64,...) or an http(s) URL, "
+                f"not {ref[:40]!r}")
+    if _BASE64.fullmatch(ref, head.end()) is None:
+        return "the image's data URL holds characters that are not base64"
     return None
