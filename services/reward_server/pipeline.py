@@ -25,6 +25,7 @@ from harmo.protocol import ScoreItem, ScoreRequest, ScoreResponse
 
 from . import metrics
 from .cache import Cache, dumps, loads_many, make_cache
+from .components import error_label
 from .groups import Ticket, make_assembler
 from .limits import over_limit
 from .models.batcher import QueueFull
@@ -46,9 +47,6 @@ class UnknownProfile(LookupError):
 
 class BadItem(ValueError):
     """An item the request must be refused for (answered 422)."""
-
-
-_KNOWN = {"accuracy", "format", "length", "instruction", "reward", "group", "input"}
 
 
 @dataclass
@@ -178,8 +176,7 @@ class ScoringPipeline:
             status = "null" if r.reward is None else "error" if r.errors else "ok"
             metrics.ITEMS.labels(profile=it.profile.name, status=status).inc()
             for e in r.errors:
-                metrics.ITEM_ERRORS.labels(component=e.component if e.component in _KNOWN else "model",
-                                           code=e.code).inc()
+                metrics.ITEM_ERRORS.labels(component=error_label(e.component), code=e.code).inc()
         used = {it.profile.name: it.profile.version for it in items}
         if len(used) == 1:
             (name, version), = used.items()

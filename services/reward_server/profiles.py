@@ -19,12 +19,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from simpleeval import SimpleEval
 
+from .components import components as stage_components
 from .models.registry import BACKENDS, ModelConfig
 from .models.store import WeightsRef
 from .rewards.format import DEFAULT_PATTERN
 from .rewards.length import LengthConfig
 from .rewards.registry import VERIFIERS, tasks
-from .stages import components as stage_components
 
 
 class FormatConfig(BaseModel):

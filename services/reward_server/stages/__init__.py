@@ -7,6 +7,7 @@ may weigh).
 """
 from __future__ import annotations
 
+from ..components import register as register_components
 from .accuracy import AccuracyStage
 from .aggregate import AggregateStage, result_of
 from .base import Context, Item, Stage
@@ -21,7 +22,9 @@ STAGES: list[type[Stage]] = [AccuracyStage, ModelStage, InstructionStage, Verdic
 
 
 def register_stage(stage: type[Stage], before: type[Stage] | None = None) -> type[Stage]:
-    """Add a stage (at the end of its phase, or before another stage)."""
+    """Add a stage (at the end of its phase, or before another stage); its components become
+    names profiles may weigh."""
+    register_components(*stage.components)
     if before is not None:
         STAGES.insert(STAGES.index(before), stage)
     else:
@@ -34,6 +37,10 @@ def register_stage(stage: type[Stage], before: type[Stage] | None = None) -> typ
 def components() -> tuple[str, ...]:
     """Every component a stage produces: what profiles may weigh (besides ``<model>.<output>``)."""
     return tuple(dict.fromkeys(c for s in STAGES for c in s.components))
+
+
+for _stage in STAGES:  # the built-in stages' components are declared in components.py already
+    register_components(*_stage.components)
 
 
 __all__ = ["STAGES", "Context", "Item", "Member", "Stage", "components", "group_parts", "is_grouped", "member_of",
