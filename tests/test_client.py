@@ -331,3 +331,19 @@ def test_openrlhf_queries_ending_in_an_end_of_turn_token_score_as_the_response(s
         {"prompt": prompt, "response": response, "reference": "4"}]}, timeout=60).json()["results"][0]
     assert same["components"]["format"] == 1.0
     assert r.json()["rewards"] == [same["reward"]] and r.json()["extra_logs"]["format"] == [1.0]
+
+
+def test_both_clients_call_get_reward_alike(server):
+    """OpenRLHF's contract through the reward client, blocking and asyncio: the same answer, with
+    the client's retries, deadline and key."""
+    prompts = ["Q: 2+2? A:", "Q: 2+2? A:"]
+    queries = [p + s for p, s in zip(prompts, [" <answer>4</answer>", " <answer>5</answer>"])]
+    with RewardClient(server.url) as c:
+        sync = c.get_reward(queries, prompts, ["4", "4"], profile="accuracy_only")
+
+    async def run():
+        async with AsyncRewardClient(server.url) as c:
+            return await c.get_reward(queries, prompts, ["4", "4"], profile="accuracy_only")
+
+    assert asyncio.run(run()) == sync
+    assert sync.rewards == [1.0, 0.0] and sync.extra_logs["reward_null"] == [0.0, 0.0]

@@ -161,6 +161,47 @@ class _Settings:
         self.retries = 0  # attempts that failed and were tried again
         self.requests = 0  # HTTP requests that got an answer
 
+    def _attempts(self, url: str, deadline: float) -> "_Attempts":
+        return _Attempts(self, url, deadline)
+
+    def _get_reward_request(self, queries: Sequence[str], prompts: Sequence[str] | None,
+                            labels: Sequence[Any] | None, profile: str | None,
+                            group_size: int | None) -> tuple[str, str, bytes]:
+        """``(url, path, body)`` of a ``/get_reward`` call: a prompt's queries always go to one URL."""
+        req = OpenRLHFRequest(query=list(queries), prompts=list(prompts) if prompts is not None else None,
+                              labels=list(labels) if labels is not None else None, group_size=group_size)
+        url = self.urls[_stable_hash((prompts or queries)[0]) % len(self.urls)]
+        path = "/get_reward" + (f"?profile={quote(profile)}" if profile else "")
+        return url, path, req.model_dump_json(exclude_none=True).encode()
+
+
+class _Attempts:
+    """One request's attempts, the same for both clients (only the sending and the sleeping
+    differ): ``timeout()`` for the next attempt (None once the deadline has passed), then
+    ``settle(response, error)``: None when the answer stands, else the seconds to wait."""
+
+    def __init__(self, client: _Settings, url: str, deadline: float) -> None:
+        self.client, self.url, self.deadline = client, url, deadline
+        self.attempt, self.last = 0, "no attempt"
+
+    def timeout(self) -> float | None:
+        left = self.deadline - time.monotonic()
+        return min(left, self.client._policy.attempt_timeout_s) if left > 0 else None
+
+    def settle(self, resp: httpx.Response | None, exc: Exception | None) -> float | None:
+        done, self.last, retry_after = self.client._policy.judge(resp, exc)  # raises on a refusal
+        if done:
+            self.client.requests += 1
+            return None
+        self.client.retries += 1
+        wait = self.client._policy.delay(self.attempt, retry_after)
+        self.attempt += 1
+        return max(0.0, min(wait, self.deadline - time.monotonic()))
+
+    def failure(self) -> "RewardServiceUnavailable":
+        return RewardServiceUnavailable(
+            f"{self.url}: no answer within the {self.client._policy.deadline_s:g}s deadline ({self.last})")
+
 
 class RewardClient(_Settings):
     """Blocking client. ``score(items)`` returns one ``ScoreResult`` per item, in order."""
@@ -194,33 +235,21 @@ class RewardClient(_Settings):
                    group_size: int | None = None) -> OpenRLHFResponse:
         """OpenRLHF's ``/get_reward`` (queries are prompt + response) with this client's retries,
         deadline and key. A prompt's queries always go to the same URL."""
-        req = OpenRLHFRequest(query=list(queries), prompts=list(prompts) if prompts is not None else None,
-                              labels=list(labels) if labels is not None else None, group_size=group_size)
-        url = self.urls[_stable_hash((prompts or queries)[0]) % len(self.urls)]
-        path = "/get_reward" + (f"?profile={quote(profile)}" if profile else "")
-        body = req.model_dump_json(exclude_none=True).encode()
+        url, path, body = self._get_reward_request(queries, prompts, labels, profile, group_size)
         resp = self._post(url, body, time.monotonic() + self._policy.deadline_s, path)
         return OpenRLHFResponse.model_validate_json(resp.content)
 
     def _post(self, url: str, body: bytes, deadline: float, path: str = "/score") -> httpx.Response:
-        p = self._policy
-        last = "no attempt"
-        for attempt in itertools.count():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            resp, exc = None, None
+        attempts = self._attempts(url, deadline)
+        while (timeout := attempts.timeout()) is not None:
             try:
-                resp = self._http.post(f"{url}{path}", content=body, timeout=min(left, p.attempt_timeout_s))
+                resp, exc = self._http.post(f"{url}{path}", content=body, timeout=timeout), None
             except httpx.TransportError as e:  # connect/read errors and timeouts
-                exc = e
-            done, last, retry_after = p.judge(resp, exc)
-            if done:
-                self.requests += 1
+                resp, exc = None, e
+            if (wait := attempts.settle(resp, exc)) is None:
                 return resp  # type: ignore[return-value]
-            self.retries += 1
-            time.sleep(max(0.0, min(p.delay(attempt, retry_after), deadline - time.monotonic())))
-        raise RewardServiceUnavailable(f"{url}: no answer within the {p.deadline_s:g}s deadline ({last})")
+            time.sleep(wait)
+        raise attempts.failure()
 
 
 class AsyncRewardClient(_Settings):
@@ -309,25 +338,25 @@ class AsyncRewardClient(_Settings):
             if not fut.done():
                 fut.set_result(r)
 
-    async def _post(self, url: str, body: bytes, deadline: float) -> httpx.Response:
-        p = self._policy
-        last = "no attempt"
-        for attempt in itertools.count():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            resp, exc = None, None
+    async def get_reward(self, queries: Sequence[str], prompts: Sequence[str] | None = None,
+                         labels: Sequence[Any] | None = None, profile: str | None = None,
+                         group_size: int | None = None) -> OpenRLHFResponse:
+        """``RewardClient.get_reward`` for asyncio."""
+        url, path, body = self._get_reward_request(queries, prompts, labels, profile, group_size)
+        resp = await self._post(url, body, time.monotonic() + self._policy.deadline_s, path)
+        return OpenRLHFResponse.model_validate_json(resp.content)
+
+    async def _post(self, url: str, body: bytes, deadline: float, path: str = "/score") -> httpx.Response:
+        attempts = self._attempts(url, deadline)
+        while (timeout := attempts.timeout()) is not None:
             try:
-                resp = await self._client().post(f"{url}/score", content=body, timeout=min(left, p.attempt_timeout_s))
+                resp, exc = await self._client().post(f"{url}{path}", content=body, timeout=timeout), None
             except httpx.TransportError as e:
-                exc = e
-            done, last, retry_after = p.judge(resp, exc)
-            if done:
-                self.requests += 1
+                resp, exc = None, e
+            if (wait := attempts.settle(resp, exc)) is None:
                 return resp  # type: ignore[return-value]
-            self.retries += 1
-            await asyncio.sleep(max(0.0, min(p.delay(attempt, retry_after), deadline - time.monotonic())))
-        raise RewardServiceUnavailable(f"{url}: no answer within the {p.deadline_s:g}s deadline ({last})")
+            await asyncio.sleep(wait)
+        raise attempts.failure()
 
 
 __all__ = ["RewardClient", "AsyncRewardClient", "RewardClientError", "RewardServiceUnavailable",
