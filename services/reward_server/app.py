@@ -1,7 +1,6 @@
 """The HTTP layer: a thin FastAPI app over ``ScoringPipeline``."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -23,12 +22,11 @@ from harmo.protocol import (
     OpenRLHFResponse,
     ProfileInfo,
     ProfilesResponse,
-    ScoreItem,
     ScoreRequest,
     ScoreResponse,
 )
 
-from . import logs, metrics
+from . import logs, metrics, openrlhf
 from .limits import images_of
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
@@ -168,33 +166,6 @@ class ApiKeys:
         await self.app(scope, receive, send)
 
 
-def _strip_stop_tokens(response: str, tokens: list[str]) -> str:
-    """The response without the end-of-turn and padding tokens a decoded query ends with."""
-    end, changed = len(response), True
-    while changed:  # indices only, no copies: a long run of padding tokens stays linear
-        changed = False
-        while end and response[end - 1].isspace():
-            end -= 1
-        for t in tokens:
-            if t and response.endswith(t, 0, end):
-                end -= len(t)
-                changed = True
-    return response[:end]
-
-
-_warned_groups_of_one = False
-
-
-def _warn_groups_of_one() -> None:
-    global _warned_groups_of_one
-    if not _warned_groups_of_one:
-        _warned_groups_of_one = True
-        logging.getLogger("harmo.server").warning(
-            "get_reward: one query per request and no group size: each sample is its own group, so the "
-            "group-relative parts (the length penalty) are 0; set ?group_size=N (OpenRLHF's n_samples_per_prompt) "
-            "on the reward URL or HARMO_OPENRLHF_GROUP_SIZE")
-
-
 def _echo(value: Any, limit: int = 200) -> str | None:
     """A value from the request as a 422 may show it: its repr, cut short, ASCII only."""
     if value is None:
@@ -254,11 +225,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        p = state["pipeline"]
-        return {"status": "ok", "rule_workers": p.rule_pool.n_workers, "rule_timeouts": p.rule_pool.timeouts,
-                "rule_worker_restarts": p.rule_pool.restarts,
-                "rule_worker_deaths": p.rule_pool.deaths, "cache": p.cache.kind,
-                "profiles": sorted(p.profiles.profiles)}
+        return {"status": "ok", **state["pipeline"].health()}
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
@@ -280,9 +247,10 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
               responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"},
                          503: {"description": "a model is saturated or loading; see Retry-After"}})
     async def score(req: ScoreRequest, request: Request) -> Response:
-        return await _score(req, request)
+        # Already validated by construction: serialise once, skip FastAPI's re-validation.
+        return Response((await _scored(req, request)).model_dump_json(), media_type="application/json")
 
-    async def _score(req: ScoreRequest, request: Request) -> Response:
+    async def _scored(req: ScoreRequest, request: Request) -> ScoreResponse:
         # Scoring runs in the thread pool, never on the event loop; a request whose groups wait
         # for members from other requests waits here, on the loop, holding no thread.
         info = request.scope["harmo"]
@@ -300,8 +268,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
             await pending.wait_async()
         out = await run_in_threadpool(pipeline.finish, pending)
         info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
-        # Already validated by construction: serialise once, skip FastAPI's re-validation.
-        return Response(out.model_dump_json(), media_type="application/json")
+        return out
 
     @app.post("/get_reward", response_model=OpenRLHFResponse,
               responses={422: {"description": "a malformed request (a well-formed one is always answered 200)"}})
@@ -315,51 +282,10 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         if name not in pipeline.profiles.profiles:
             raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
         n = group_size or req.group_size or settings.openrlhf_group_size
-        prompts = req.prompts or [None] * len(req.query)
-        keys = [hashlib.sha1(p.encode()).hexdigest() if p is not None else None for p in prompts]
-        seats: list[tuple[str, int] | None] = [None] * len(keys)
-        if n is not None and n > 1:
-            # One sample per request: each takes the next place among its prompt's samples.
-            seats = await run_in_threadpool(
-                lambda: [pipeline.groups.seat(f"openrlhf\n{name}\n{k}", n) if k else None for k in keys])
-        elif len(req.query) == 1 and req.prompts:
-            _warn_groups_of_one()
-        items = []
-        for i, query in enumerate(req.query):
-            prompt = prompts[i]
-            response = _strip_stop_tokens(query[len(prompt):] if prompt and query.startswith(prompt) else query,
-                                          settings.openrlhf_stop_tokens)
-            label = req.labels[i] if req.labels else None
-            seat = seats[i]
-            items.append(ScoreItem(id=str(seat[1]) if seat else str(i), response=response, prompt=prompt,
-                                   reference=label or None,
-                                   group_id=f"{keys[i]}#{seat[0]}" if seat else keys[i],
-                                   group_size=n if seat else None))
-        resp = await _score(ScoreRequest(profile=name, items=items), request)
-        out = ScoreResponse.model_validate_json(resp.body)
-        nulls = [(i, r) for i, r in enumerate(out.results) if r.reward is None]
-        # OpenRLHF takes a number for every query and ends the run on any non-200 answer: a query
-        # without a reward (past a size limit, unjudged), even every query of the request, gets
-        # the profile's error_value, flagged in extra_logs.reward_null (and logged), and the
-        # other queries keep their rewards.
-        prof = pipeline.profiles.get(name)
-        fallback = prof.error_value
-        if nulls:
-            logging.getLogger("harmo.server").warning(
-                "get_reward: %d of %d queries have no reward (%s); they get error_value %g, flagged reward_null",
-                len(nulls), len(items), ", ".join(f"{e.component}/{e.code}" for _, r in nulls[:5] for e in r.errors),
-                fallback)
-        rewards = [r.reward if r.reward is not None else fallback for r in out.results]
-        # The same keys in every answer (OpenRLHF stacks them over samples into tensors, so no
-        # nulls, and strict JSON parsers refuse NaN): each component of the profile, 0.0 where it
-        # does not apply to a query, with "<component>_applies" (1.0 or 0.0) saying which.
-        logs_: dict[str, list[float]] = {}
-        for k in sorted(prof.components):
-            values = [r.components.get(k) for r in out.results]
-            logs_[k] = [v if v is not None else 0.0 for v in values]
-            logs_[f"{k}_applies"] = [float(v is not None) for v in values]
-        logs_["reward_null"] = [float(r.reward is None) for r in out.results]
-        body = OpenRLHFResponse(rewards=rewards, scores=rewards, extra_logs=logs_)
+        score_req = await run_in_threadpool(openrlhf.to_request, req, name, n, pipeline.seat,
+                                            settings.openrlhf_stop_tokens)
+        out = await _scored(score_req, request)
+        body = openrlhf.to_response(out, pipeline.profiles.get(name))
         return Response(body.model_dump_json(), media_type="application/json")
 
     return app

@@ -20,6 +20,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from harmo.protocol import ScoreItem, ScoreRequest, ScoreResponse
 
@@ -109,6 +110,16 @@ class ScoringPipeline:
         return [s for s in self.stages if s.phase == phase]
 
     # ---------------------------------------------------------------------------------
+    def seat(self, series: str, expected: int) -> tuple[str, int]:
+        """The next place in a series of samples sent alone (``GroupAssembler.seat``)."""
+        return self.groups.seat(series, expected)
+
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` reports: the rule workers, the cache, the profiles."""
+        pool = self.rule_pool
+        return {"rule_workers": pool.n_workers, "rule_timeouts": pool.timeouts, "rule_worker_restarts": pool.restarts,
+                "rule_worker_deaths": pool.deaths, "cache": self.cache.kind, "profiles": sorted(self.profiles.profiles)}
+
     def score(self, request: ScoreRequest) -> ScoreResponse:
         """Score a request; blocks while a group it joined waits for members from other requests."""
         pending = self.begin(request)
