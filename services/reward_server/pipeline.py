@@ -8,7 +8,7 @@ only orchestrates; the work is done by the stages (``stages/``), in their order:
 2. the ``item`` stages: rule verdicts, model scores, instruction constraints, the accuracy
    verdict, format; their new results go to the cache at once;
 3. the ``group`` stages over each GRPO group: in the request, or, for items with
-   ``group_size``, once the group is complete (``groups.py``);
+   ``group_size``, once the group is complete (``groups/``);
 4. the ``final`` stages: the reward (weighted sum or formula, clipping), in ``finish``.
 """
 from __future__ import annotations
