@@ -31,6 +31,15 @@ class Settings(BaseSettings):
     math_timeout_s: float = Field(5.0, gt=0, description="hard deadline per math item")
     instruction_timeout_s: float = Field(10.0, gt=0, description="hard deadline per item's instruction checks")
     # Models.
+    model_dir: Path | None = Field(
+        None, description="where weights named by a hub id live (`reward-server models pull` puts them there); "
+        "default ~/.cache/harmo/models")
+    model_mirror: Path | None = Field(
+        None, description="a folder laid out as <mirror>/<org>/<name> that `models pull` copies from instead of "
+        "the hub (an offline site)")
+    nltk_data: Path | None = Field(
+        None, description="where IFEval's sentence tokenizer data is written from its package; default "
+        "~/.cache/harmo/nltk_data")
     model_device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
     model_dtype: str = Field("auto", description="'auto' (bfloat16 on CUDA, float32 on CPU) or a torch dtype name")
     http_threads: int = Field(256, gt=0, description="requests scored at once (each waits on batchers)")
@@ -96,3 +105,10 @@ class Settings(BaseSettings):
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+
+def current() -> Settings:
+    """The settings as the environment and the settings file say now: for the few readers that
+    run outside a pipeline (the model store, the tokenizer data), so that every setting still
+    comes through this one object."""
+    return Settings()

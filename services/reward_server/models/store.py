@@ -27,7 +27,9 @@ class ModelMissing(FileNotFoundError):
 
 
 def model_dir() -> Path:
-    return Path(os.environ.get("HARMO_MODEL_DIR") or Path.home() / ".cache" / "harmo" / "models")
+    from ..settings import current
+
+    return current().model_dir or Path.home() / ".cache" / "harmo" / "models"
 
 
 def is_repo_id(ref: str) -> bool:
@@ -210,8 +212,10 @@ def pull(w: WeightsRef, *, mirror: Path | None = None, refresh: bool = False, sh
     from tqdm import tqdm
 
     ref = w.ref
-    if mirror is None and os.environ.get("HARMO_MODEL_MIRROR"):
-        mirror = Path(os.environ["HARMO_MODEL_MIRROR"])
+    if mirror is None:
+        from ..settings import current
+
+        mirror = current().model_mirror
     if not is_repo_id(ref):
         path = Path(ref).expanduser()
         out = Pulled(ref, path, action="local")

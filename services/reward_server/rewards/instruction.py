@@ -11,7 +11,6 @@ detection is seeded, so verdicts are deterministic.
 """
 from __future__ import annotations
 
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -23,7 +22,9 @@ _ref: Any = None
 
 
 def nltk_data_dir() -> Path:
-    return Path(os.environ.get("HARMO_NLTK_DATA", Path.home() / ".cache" / "harmo" / "nltk_data"))
+    from ..settings import current
+
+    return current().nltk_data or Path.home() / ".cache" / "harmo" / "nltk_data"
 
 
 def _ensure_punkt_tab(root: Path) -> None:
