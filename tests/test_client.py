@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+import types
 
 import httpx
 import pytest
@@ -66,14 +67,18 @@ def test_refused_requests_raise_with_the_servers_message(server):
 
 def test_unreachable_past_the_deadline_is_one_clear_error():
     with RewardClient(f"http://127.0.0.1:{free_port()}", deadline_s=1.5, backoff_s=0.05) as c:
-        t = time.monotonic()
-        with pytest.raises(RewardServiceUnavailable, match="deadline"):
+        with pytest.raises(RewardServiceUnavailable, match="deadline") as err:
             c.score([{"response": "x"}])
-        assert time.monotonic() - t < 5
+        assert "ConnectError" in str(err.value) and c.retries >= 1 and c.requests == 0
 
 
-def test_retry_after_is_honoured():
-    """A server that answers 503 with Retry-After: 1 twice, then scores."""
+def test_retry_after_is_honoured(monkeypatch):
+    """A server that answers 503 with Retry-After: 1 twice, then scores: the client waits what it
+    is told (the waits it asks for are recorded, not timed)."""
+    import harmo.client.client as client_module
+
+    waits: list[float] = []
+    monkeypatch.setattr(client_module, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=waits.append))
     import http.server
     import json as _json
 
@@ -104,7 +109,7 @@ def test_retry_after_is_honoured():
         with RewardClient(f"http://127.0.0.1:{srv.server_port}", backoff_s=0.01, rng=random.Random(0)) as c:
             [r] = c.score([{"response": "x"}])
         assert r.reward == 1.0 and len(calls) == 3
-        assert calls[1] - calls[0] >= 0.95 and calls[2] - calls[1] >= 0.95
+        assert len(waits) == 2 and all(w >= 1.0 for w in waits), waits
     finally:
         srv.shutdown()
 

@@ -73,7 +73,10 @@ def test_request_id_is_echoed_and_logged_as_json(tmp_path):
         odd = httpx.post(f"{s.url}/score", json={"items": [{"response": "x"}]},
                          headers={"X-Request-ID": "a b\tc"}).headers["x-request-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", odd)
-        time.sleep(0.3)
+        for _ in range(500):  # the access line is written after the answer: wait for it, not for a time
+            if "trainer-step-7.3" in log.read_text() and odd in log.read_text():
+                break
+            time.sleep(0.01)
     finally:
         s.stop()
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
