@@ -17,6 +17,15 @@ from tests.conftest import score
 SLOW = "9^{9^{9^{9}}}"  # sympy evaluates this power tower for as long as it is let
 
 
+def _handed(pool: RuleWorkerPool, sent_before: int) -> None:
+    """Wait until the pool has handed a worker a job since ``sent_before`` (the worker is in it)."""
+    for _ in range(3000):
+        if pool.sent > sent_before:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no job reached a worker")
+
+
 def _kill(pool: RuleWorkerPool, slot: int = 0) -> int:
     pid = pool.workers[slot].proc.pid
     os.kill(pid, signal.SIGKILL)
@@ -42,9 +51,11 @@ def test_a_worker_killed_between_jobs_is_replaced_and_the_job_runs(one_worker, c
 
 
 def test_a_worker_killed_during_a_job_has_the_job_resent_once(one_worker):
+    sent = one_worker.sent
     futures = one_worker.submit(GroupJob(["4"], [f"\\boxed{{{SLOW}}}", "\\boxed{2+2}", "\\boxed{5}"]))
     for _ in range(2):  # the slow item kills... its worker, twice: then it is given up, alone
-        time.sleep(1.0)
+        _handed(one_worker, sent)
+        sent = one_worker.sent
         _kill(one_worker)
     results = [f.result(60) for f in futures]
     assert results[0]["verdict"] == "error" and results[0]["code"] == "worker_died", results[0]
@@ -53,8 +64,9 @@ def test_a_worker_killed_during_a_job_has_the_job_resent_once(one_worker):
 
 
 def test_one_kill_during_a_job_loses_nothing(one_worker):
+    sent = one_worker.sent
     futures = one_worker.submit(GroupJob(["2"], ["\\boxed{1+1}"] * 3 + [f"\\boxed{{{SLOW}}}"]))
-    time.sleep(1.0)
+    _handed(one_worker, sent)
     _kill(one_worker)
     # resent: the three quick items answer again, the slow one runs into its (long) deadline or is still going
     assert [f.result(60)["verdict"] for f in futures[:3]] == ["correct"] * 3
@@ -62,14 +74,12 @@ def test_one_kill_during_a_job_loses_nothing(one_worker):
 
 def test_instruction_checks_past_their_deadline_are_typed_timeouts():
     with ScoringPipeline(Settings(math_workers=1, instruction_timeout_s=1.0)) as p:
-        t = time.monotonic()
         res = score(p, [
             {"id": "regex", "prompt": "P", "response": "a" * 40 + "b",
              "constraints": [{"id": "keywords:existence", "kwargs": {"keywords": ["(a+)+$"]}}]},
             {"id": "ok", "prompt": "P", "response": "I like apples.",
              "constraints": [{"id": "keywords:existence", "kwargs": {"keywords": ["apple"]}}]},
         ]).results
-        assert time.monotonic() - t < 10
         assert [(e.component, e.code) for e in res[0].errors] == [("instruction", "timeout")]
         assert "took over 1s" in res[0].errors[0].message
         assert res[1].components["instruction"] == 1.0 and res[1].errors == []

@@ -166,6 +166,7 @@ class RuleWorkerPool:
         self.timeouts = 0
         self.deaths = 0
         self.restarts = 0
+        self.sent = 0  # jobs (and resent jobs) handed to a worker process
         self.workers = [_Worker(self._ctx) for _ in range(self.n_workers)]  # each dispatcher's current one
         for i in range(self.n_workers):
             t = threading.Thread(target=self._dispatch, args=(i,), daemon=True, name="rule-dispatch")
@@ -232,6 +233,7 @@ class RuleWorkerPool:
             except OSError:  # it died after the check above: nothing of this job was done
                 worker = self._died(slot, "between jobs")
                 continue
+            self.sent += 1
             in_gold = False
             while pending:
                 msg = self._recv(worker, timeout_s)
