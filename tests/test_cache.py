@@ -230,6 +230,7 @@ def test_scoring_goes_on_while_redis_is_stopped_stalled_and_restarted(tmp_path):
         expected = [strip(post(server.url, b, cache=False)) for b in batches]
         failures: list[str] = []
         done = 0
+        answered = threading.Condition()
         stop = threading.Event()
 
         def client(k: int) -> None:
@@ -243,26 +244,34 @@ def test_scoring_goes_on_while_redis_is_stopped_stalled_and_restarted(tmp_path):
                     continue
                 if got != expected[b]:
                     failures.append(f"batch {b} differs")
-                done += 1
+                with answered:
+                    done += 1
+                    answered.notify_all()
                 k += 1
+
+        def scored(n: int) -> None:
+            """Each phase lasts until the clients have had n more requests answered in it."""
+            with answered:
+                target = done + n
+                assert answered.wait_for(lambda: done >= target, timeout=120), f"only {done} answered"
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        scored(8)
         rs.kill()                       # down: connection refused
-        time.sleep(1.5)
+        scored(8)
         rs.start()                      # back, empty
-        time.sleep(1.0)
+        scored(8)
         rs.signal(signal.SIGSTOP)       # stalled: every call would hang
-        time.sleep(1.5)
+        scored(8)
         rs.signal(signal.SIGCONT)
-        time.sleep(1.0)
+        scored(8)
         stop.set()
         for t in threads:
             t.join(60)
         assert not failures, failures[:5]
-        assert done > 20
+        assert done >= 40
         assert metric(server.url, "harmo_redis_errors_total") >= 2
         # The cache came back by itself: a request now is served from the restarted Redis.
         deadline = time.monotonic() + 10
