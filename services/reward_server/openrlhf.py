@@ -41,7 +41,7 @@ def _warn_groups_of_one() -> None:
     global _warned_groups_of_one
     if not _warned_groups_of_one:
         _warned_groups_of_one = True
-        logging.getLogger("harmo.server").warning(
+        log.warning(
             "get_reward: one query per request and no group size: each sample is its own group, so the "
             "group-relative parts (the length penalty) are 0; set ?group_size=N (OpenRLHF's n_samples_per_prompt) "
             "on the reward URL or HARMO_OPENRLHF_GROUP_SIZE")
