@@ -84,3 +84,23 @@ def test_instruction_checks_past_their_deadline_are_typed_timeouts():
         assert "took over 1s" in res[0].errors[0].message
         assert res[1].components["instruction"] == 1.0 and res[1].errors == []
         assert p.rule_pool.timeouts == 1
+
+
+def test_a_verifier_runs_in_the_workers_by_its_declaration(request):
+    """Any verifier declared ``workers=True`` runs in the pool, under the hard deadline: one that
+    hangs is a typed timeout, its neighbours are judged, and it is routed and cached like any."""
+    from harmo.server.rewards.base import NoOptions, Verifier
+    from harmo.server.rewards.registry import VERIFIERS, register
+    from tests.worker_verifiers import echo_or_hang
+
+    register(Verifier("echo", echo_or_hang, NoOptions, 1, "the response is the reference", ("tests.worker_verifiers",),
+                      workers=True))
+    request.addfinalizer(lambda: VERIFIERS.pop("echo"))
+    with ScoringPipeline(Settings(math_workers=1, math_timeout_s=1.0)) as p:
+        res = score(p, [{"id": "hang", "task": "echo", "response": "hang", "reference": "x"},
+                        {"id": "right", "task": "echo", "response": "x", "reference": "x"},
+                        {"id": "wrong", "task": "echo", "response": "y", "reference": "x"}], "accuracy_only").results
+        assert [(e.component, e.code) for e in res[0].errors] == [("accuracy", "timeout")], res[0]
+        assert [r.accuracy.verdict for r in res[1:]] == ["correct", "incorrect"]
+        assert {r.accuracy.source for r in res} == {"rule:echo"}
+        assert p.rule_pool.timeouts == 1

@@ -1,8 +1,9 @@
 """Isolated worker processes for the rule checks that can run long, with a hard per-item deadline.
 
-Two kinds of job run here: math verification (math-verify, sympy) and IFEval's instruction
+Three kinds of job run here: math verification (math-verify, sympy), IFEval's instruction
 checks (the reference code, whose regular expressions include users' kwargs and passes that
-are quadratic on degenerate text). Neither can be stopped inside the server: a C-level regex
+are quadratic on degenerate text), and the items of any verifier declared ``workers=True``.
+None can be stopped inside the server: a C-level regex
 match holds the GIL, and math-verify's timeouts rely on SIGALRM, which only works in a main
 thread. Each worker is a process of its own; a dispatcher thread per worker sends it one job
 at a time and waits for each item's answer with a deadline. An item that overruns gets its
@@ -62,8 +63,26 @@ class InstructionJob:
         return InstructionJob(self.sources[start:stop], self.futures[start:stop])
 
 
-Job = GroupJob | InstructionJob
-_WHAT = {"math": "verification", "instruction": "the instruction check"}
+@dataclass
+class VerifyJob:
+    """Items of verifiers declared ``workers=True``: ``(fn, response, references, kwargs)`` each;
+    each future resolves to the ``Check`` ``fn`` returns, or to an error dict."""
+
+    sources: list[tuple[Any, str, list[str], dict[str, Any]]]
+    futures: list[Future] = field(default_factory=list)
+    kind: ClassVar[str] = "verify"
+    references: ClassVar[list[str]] = []
+
+    def __post_init__(self) -> None:
+        if not self.futures:
+            self.futures = [Future() for _ in self.sources]
+
+    def part(self, start: int, stop: int) -> VerifyJob:
+        return VerifyJob(self.sources[start:stop], self.futures[start:stop])
+
+
+Job = GroupJob | InstructionJob | VerifyJob
+_WHAT = {"math": "verification", "instruction": "the instruction check", "verify": "the verifier"}
 
 
 def _worker_main(conn: Connection) -> None:
@@ -86,6 +105,9 @@ def _worker_main(conn: Connection) -> None:
         kind, references, sources = msg
         if kind == "instruction":
             _instruction_items(conn, sources)
+            continue
+        if kind == "verify":
+            _verify_items(conn, sources)
             continue
         golds = None
         for source in sources:
@@ -116,6 +138,15 @@ def _instruction_items(conn: Connection, sources: list) -> None:
         except ImportError as exc:
             result = {"verdict": "error", "code": "unavailable",
                       "message": f"the instruction checker is not installed (harmo[instructions]): {exc}"}
+        except Exception as exc:  # noqa: BLE001 - report, don't die
+            result = {"verdict": "error", "code": "internal", "message": f"{type(exc).__name__}: {exc}"}
+        conn.send(("item", result))
+
+
+def _verify_items(conn: Connection, sources: list) -> None:
+    for fn, response, references, kwargs in sources:
+        try:
+            result: Any = fn(response, references, **kwargs)
         except Exception as exc:  # noqa: BLE001 - report, don't die
             result = {"verdict": "error", "code": "internal", "message": f"{type(exc).__name__}: {exc}"}
         conn.send(("item", result))
@@ -152,7 +183,8 @@ class RuleWorkerPool:
     def __init__(self, workers: int | None = None, item_timeout_s: float = 5.0, max_job_items: int = 16,
                  instruction_timeout_s: float | None = None) -> None:
         self.n_workers = workers or max(1, (os.cpu_count() or 2))
-        self.timeout_s = {"math": item_timeout_s, "instruction": instruction_timeout_s or item_timeout_s}
+        self.timeout_s = {"math": item_timeout_s, "instruction": instruction_timeout_s or item_timeout_s,
+                          "verify": item_timeout_s}
         self.item_timeout_s = item_timeout_s
         self.max_job_items = max_job_items
         # forkserver: workers are forked from a clean single-threaded server process that has

@@ -54,9 +54,13 @@ EXTRACT = ("harmo.server.rewards.base", "harmo.server.rewards.extract", "harmo.s
 class Verifier:
     """Everything about a rule verifier, in one place, next to its function.
 
-    ``name`` is the task items and profiles name; ``fn(response, references, choices=...,
-    **options)`` returns a ``Check`` (``None``: the verifier runs as a job in the math worker
-    pool); ``options`` validates a profile's ``accuracy.verifiers.<name>`` block. ``version`` is
+    ``name`` is the task items and profiles name; ``fn(response, references, *, choices, prompt,
+    **options)`` returns a ``Check``; ``options`` validates a profile's ``accuracy.verifiers.<name>``
+    block. ``workers=True``: ``fn`` runs in a rule worker process under the hard per-item deadline
+    (``HARMO_MATH_TIMEOUT_S``), for a check that can run long or hang on hostile input (a timeout
+    is a typed ``timeout`` error); ``fn`` must then be importable by name (a module-level
+    function). ``fn=None`` is math's own worker path (``rewards/math.py``: planned in the server,
+    its gold parsed once per group in the workers). ``version`` is
     bumped on purpose whenever the verdicts may change: cached verdicts of other versions miss
     (tests/test_versions.py fails when the code in ``sources`` changes without a bump).
     ``dependencies`` are the distributions whose versions the verdicts depend on."""
@@ -68,3 +72,4 @@ class Verifier:
     description: str
     sources: tuple[str, ...]
     dependencies: tuple[str, ...] = ()
+    workers: bool = False

@@ -15,7 +15,7 @@ from ..rewards.base import Check
 from ..rewards.math import gold_text, plan_math, to_check
 from ..rewards.registry import VERIFIERS
 from ..rewards.unicode import unify
-from ..workers import GroupJob
+from ..workers import GroupJob, VerifyJob
 from .base import Item, Stage
 from .models import ModelStage, model_key_inputs
 
@@ -73,6 +73,8 @@ class AccuracyStage(Stage):
         pending: list[tuple[Future, list[Item]]] = []
         run_refs: tuple[str, ...] | None = None
         run: dict[str, list[Item]] = {}
+        extracted: dict[int, str] = {}  # a math item's final answer, by id(item), for its verdict
+        in_workers: list[tuple[Item, tuple]] = []  # items of verifiers declared workers=True
 
         def flush() -> None:
             if run:
@@ -102,7 +104,7 @@ class AccuracyStage(Stage):
                 except Exception as exc:  # noqa: BLE001 - no input fails its neighbours, nor is paid by a model
                     it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"[:500]))
                     continue
-                it.math_extracted = plan.extracted
+                extracted[id(it)] = plan.extracted
                 if plan.check is not None:
                     it.check = plan.check
                     continue
@@ -112,16 +114,22 @@ class AccuracyStage(Stage):
                 run.setdefault(plan.source, []).append(it)  # type: ignore[arg-type]
                 continue
             v = VERIFIERS[it.task]
+            choices = [unify(c) for c in it.item.choices] if it.item.choices is not None else None
+            kwargs = {"choices": choices, "prompt": it.item.prompt, **it.profile.accuracy.options(it.task)}
+            if v.workers:  # the declaration says: in a worker process, under the hard deadline
+                in_workers.append((it, (v.fn, response, refs, kwargs)))
+                continue
             try:
-                choices = [unify(c) for c in it.item.choices] if it.item.choices is not None else None
-                it.check = v.fn(response, refs, choices=choices, prompt=it.item.prompt,  # type: ignore[misc]
-                                **it.profile.accuracy.options(it.task))
+                it.check = v.fn(response, refs, **kwargs)  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
                 it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))
         flush()
+        if in_workers:
+            futures = self.ctx.rule_pool.submit(VerifyJob([source for _, source in in_workers]))
+            pending.extend((f, [it]) for f, (it, _) in zip(futures, in_workers))
         for fut, its in pending:
             # The pool resolves every future (a verdict, a timeout or an error); the outer
             # bound only guards against a pool that was shut down under us.
             result = fut.result(timeout=self.ctx.settings.math_timeout_s * 64 + 60)
             for it in its:
-                it.check = to_check(result, it.math_extracted)
+                it.check = result if isinstance(result, Check) else to_check(result, extracted.get(id(it), ""))

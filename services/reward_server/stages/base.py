@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -26,8 +25,6 @@ class Item:
     profile: Profile
     task: str = "open"
     check: Check | None = None  # the accuracy verdict, from a rule, a model or the cache
-    math_future: Future | None = None
-    math_extracted: str = ""
     source: str = ""  # what decided the accuracy: "rule:math", "model:rm", "blend:rule:math+model:rm"
     info: AccuracyInfo | None = None
     components: dict[str, float] = field(default_factory=dict)
