@@ -1,9 +1,9 @@
 """The scoring stages, in the order the pipeline runs them. Each is a module with a name, a
 version, the components it produces, its cache units and a ``run`` over the items.
 
-A new stage is a module with a ``Stage`` subclass and a line in ``STAGES`` (or
-``register_stage`` from a plugin, before profiles load: its components become names profiles
-may weigh).
+A new stage is a module with a ``Stage`` subclass, a line in ``STAGES`` and its component names
+in ``components.py`` (or ``register_stage`` from a plugin, before profiles load: its components
+become names profiles may weigh).
 """
 from __future__ import annotations
 
@@ -34,14 +34,5 @@ def register_stage(stage: type[Stage], before: type[Stage] | None = None) -> typ
     return stage
 
 
-def components() -> tuple[str, ...]:
-    """Every component a stage produces: what profiles may weigh (besides ``<model>.<output>``)."""
-    return tuple(dict.fromkeys(c for s in STAGES for c in s.components))
-
-
-for _stage in STAGES:  # the built-in stages' components are declared in components.py already
-    register_components(*_stage.components)
-
-
-__all__ = ["STAGES", "Context", "Item", "Member", "Stage", "components", "group_parts", "is_grouped", "member_of",
-           "register_stage", "result_of"]
+__all__ = ["STAGES", "Context", "Item", "Member", "Stage", "group_parts", "is_grouped", "member_of", "register_stage",
+           "result_of"]
