@@ -46,39 +46,36 @@ class GroupJob:
 
 
 @dataclass
-class InstructionJob:
-    """Responses to check against IFEval constraints: ``(prompt, response, [(id, kwargs)])``.
-    Each future resolves to the list of ``ConstraintVerdict.as_dict()``, or to an error dict."""
+class _ItemsJob:
+    """Items judged one by one (no gold shared among them): one future each."""
 
-    sources: list[tuple[str, str, list[tuple[str, dict[str, Any]]]]]
+    sources: list[Any]
     futures: list[Future] = field(default_factory=list)
-    kind: ClassVar[str] = "instruction"
+    kind: ClassVar[str]
     references: ClassVar[list[str]] = []
 
     def __post_init__(self) -> None:
         if not self.futures:
             self.futures = [Future() for _ in self.sources]
 
-    def part(self, start: int, stop: int) -> InstructionJob:
-        return InstructionJob(self.sources[start:stop], self.futures[start:stop])
+    def part(self, start: int, stop: int) -> _ItemsJob:
+        return type(self)(self.sources[start:stop], self.futures[start:stop])
 
 
 @dataclass
-class VerifyJob:
+class InstructionJob(_ItemsJob):
+    """Responses to check against IFEval constraints: ``(prompt, response, [(id, kwargs)])``.
+    Each future resolves to the list of ``ConstraintVerdict.as_dict()``, or to an error dict."""
+
+    kind: ClassVar[str] = "instruction"
+
+
+@dataclass
+class VerifyJob(_ItemsJob):
     """Items of verifiers declared ``workers=True``: ``(fn, response, references, kwargs)`` each;
     each future resolves to the ``Check`` ``fn`` returns, or to an error dict."""
 
-    sources: list[tuple[Any, str, list[str], dict[str, Any]]]
-    futures: list[Future] = field(default_factory=list)
     kind: ClassVar[str] = "verify"
-    references: ClassVar[list[str]] = []
-
-    def __post_init__(self) -> None:
-        if not self.futures:
-            self.futures = [Future() for _ in self.sources]
-
-    def part(self, start: int, stop: int) -> VerifyJob:
-        return VerifyJob(self.sources[start:stop], self.futures[start:stop])
 
 
 Job = GroupJob | InstructionJob | VerifyJob
