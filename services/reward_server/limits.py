@@ -11,7 +11,7 @@ from harmo.protocol import ScoreItem, text_of
 
 from .settings import Settings
 
-_URL_SCHEMES = ("http://", "https://", "file://", "s3://", "gs://")
+_URL_SCHEMES = ("http://", "https://")  # the only URLs an image reference may be (_not_an_image_reference)
 
 
 def images_of(item: Any) -> list[str]:
@@ -63,7 +63,7 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/\s]*(?:=\s*){0,2}")  # unambiguous: linear on
 
 def _not_an_image_reference(ref: str) -> str | None:
     """Why ``ref`` is neither a base64 data URL nor an http(s) URL, or None."""
-    if ref.startswith(("http://", "https://")) and len(ref) > len("https://"):
+    if ref.startswith(_URL_SCHEMES) and len(ref) > len("https://"):
         return None
     head = _DATA_URL.match(ref)
     if head is None:
