@@ -178,3 +178,40 @@ def test_a_member_past_the_size_limit_still_completes_its_group():
     for r in (res[0], res[1], res[3]):
         assert r.details["group"]["complete"] and r.details["group"]["faulted"] == {"big-2": "response_too_long"}
         assert "length" in r.components
+
+
+def test_the_sweeper_works_on_what_is_due_not_on_what_waits():
+    """Thousands of groups waiting: the sweeper's passes cost nothing per waiting group (the
+    in-process store announces every finish, so nothing is polled, and deadlines come off a
+    heap); at the deadline, each group is closed with a constant number of store calls."""
+    from harmo.server.stages.group import Member
+
+    class Counted(LocalStore):
+        calls = 0
+
+        def snapshot(self, key):
+            Counted.calls += 1
+            return super().snapshot(key)
+
+        def close(self, key):
+            Counted.calls += 1
+            return super().close(key)
+
+    a = GroupAssembler(Counted(), wait_s=600, poll_s=0.01)
+    try:
+        tickets = [a.join(("p", "1", f"g{k}"), [Member(f"m{k}", 1.0, True)], [8], lambda ms: [{} for _ in ms])
+                   for k in range(3000)]
+        start = a.ticks
+        while a.ticks < start + 20:  # twenty passes, each past a poll interval
+            time.sleep(0.01)
+        assert Counted.calls == 0 and not any(t.done for t in tickets)
+        soon = time.time() - 1
+        with a._lock:  # the same groups, now due
+            for slot in list(a._deadlines):
+                a._set_deadline(slot, soon)
+        for t in tickets:
+            assert t.wait(30)
+        assert Counted.calls <= 4 * len(tickets)  # a constant per group: look, close, compute, read back
+        assert all(a.outcome(t, t.members[0].id).error[0] == "incomplete_group" for t in tickets)
+    finally:
+        a.close()

@@ -82,6 +82,26 @@ def test_retries_late_members_and_conflicts_across_replicas(two):
     assert a.components == b.components and "length" in a.components
 
 
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_members_of_one_group_under_two_profiles_conflict_at_once(pipeline, kind):
+    """A group id started under one profile: a member sent under another never waits out the
+    deadline for a group it can never join; it is answered at once, typed, with no reward."""
+    extra = {"group_store": "redis", "redis_url": REDIS_URL} if kind == "redis" else {}
+    s = Settings(cache_prefix=f"t{uuid.uuid4().hex[:8]}", group_wait_s=30, **extra)
+    with ScoringPipeline(s, profiles(), rule_pool=pipeline.rule_pool) as p:
+        items = group("mixed", size=4, n=4)
+        first = p.begin(ScoreRequest.model_validate({"profile": "p", "items": items[:2]}))
+        other = p.score(ScoreRequest.model_validate({"profile": "norm", "items": items[2:]}))  # returns at once
+        for r in other.results:
+            assert [e.code for e in r.errors if e.component == "group"] == ["profile_conflict"]
+            assert r.reward is None and "'p'" in r.errors[-1].message and "'norm'" in r.errors[-1].message
+        assert not first.groups[0][0].done  # the first profile's group still waits for its members
+        rest = p.score(ScoreRequest.model_validate({"profile": "p", "items": items[2:]}))
+        assert first.groups[0][0].wait(10)
+        done = p.finish(first)
+        assert all(r.details["group"]["complete"] and r.reward is not None for r in done.results + rest.results)
+
+
 def test_a_member_stating_another_group_size_is_a_typed_error(two):
     items = group("s", size=2, n=2)
     items[1]["group_size"] = 3

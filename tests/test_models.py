@@ -292,6 +292,52 @@ def test_batcher_drops_items_nobody_waits_for():
         b.close()
 
 
+def test_admission_refuses_up_front_what_cannot_be_done_by_the_deadline():
+    """With a throughput estimate, the batcher never starts work it cannot finish in time: a
+    call that fits alone but not behind the queue is refused whole (QueueFull, with the time the
+    queue needs), a call too big for its deadline even alone runs the part that fits and refuses
+    the rest item by item (Overloaded); an idle model always takes one batch."""
+    from harmo.server.models.batcher import Overloaded
+
+    gate, started = threading.Event(), threading.Event()
+
+    def run(batch):
+        started.set()
+        gate.wait(10)
+        return batch
+
+    b = DynamicBatcher("t", run, cost=lambda x: 100, max_batch_size=4, max_wait_ms=1)
+    try:
+        b.observe(1000, 1.0)  # 1,000 units/s: 10 items/s
+        soon = time.monotonic() + 10  # room for about 8 s of work (headroom 0.8): 80 items
+        first = b.submit(list(range(60)), deadline=soon)  # fits: admitted whole
+        assert started.wait(5)
+        with pytest.raises(QueueFull) as full:  # would fit alone, not behind 60 items
+            b.submit(list(range(30)), deadline=soon)
+        assert full.value.retry_after_s >= 5
+        b2 = DynamicBatcher("u", run, cost=lambda x: 100, max_batch_size=4, max_wait_ms=1)
+        try:
+            b2.observe(1000, 1.0)
+            futures = b2.submit(list(range(200)), deadline=time.monotonic() + 10)  # 20 s of work
+            refused = [f for f in futures if f.done() and isinstance(f.exception(0), Overloaded)]
+            assert 100 <= len(refused) <= 130 and futures[-1] in refused and futures[0] not in refused
+            tiny = DynamicBatcher("v", run, cost=lambda x: 100, max_batch_size=4, max_wait_ms=1)
+            try:
+                tiny.observe(1, 1.0)  # an estimate far too low must not shut an idle model
+                got = tiny.submit(list(range(6)), deadline=time.monotonic() + 10)
+                assert sum(not f.done() or f.exception(0) is None for f in got) == 4
+            finally:
+                gate.set()
+                tiny.close()
+        finally:
+            gate.set()
+            b2.close()
+        assert [f.result(10) for f in first] == list(range(60))
+    finally:
+        gate.set()
+        b.close()
+
+
 def test_a_stuck_model_costs_a_request_one_timeout_not_one_per_item(tmp_path, pipeline):
     """The seam: the embedding backend's inference is replaced by one that hangs (a stuck GPU
     cannot be made here); the batcher, registry and pipeline are the real ones."""
@@ -319,7 +365,9 @@ def test_a_stuck_model_costs_a_request_one_timeout_not_one_per_item(tmp_path, pi
             assert batches == [2], batches
         finally:
             release.set()
-        assert {e.code for r in rs for e in r.errors} == {"model_timeout"} and all(r.reward == 0.0 for r in rs)
+        # a model part that could not be computed is unjudged (null under the default policy), never 0
+        assert {e.code for r in rs for e in r.errors} == {"model_timeout"} and all(r.reward is None for r in rs)
+        assert all(r.accuracy.verdict == "error" for r in rs)
         stats = p.models.status()["m"]["batching"]
         for _ in range(500):  # the batcher counts the dropped ones as it reaches them
             if (stats := p.models.status()["m"]["batching"])["dropped"] >= 10:

@@ -24,6 +24,8 @@ BATCH_SIZE = Histogram("harmo_model_batch_size", "Items per model batch", ["mode
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 QUEUE_WAIT = Histogram("harmo_model_queue_wait_seconds", "Time an item waited in a model's queue", ["model"],
                        buckets=_LATENCY)
+ADMISSION = Counter("harmo_model_admission_total", "Items offered to a model: admitted, refused (typed "
+                    "overloaded) or queue_full (the request answered 503)", ["model", "outcome"])
 QUEUE_DEPTH = Gauge("harmo_model_queue_depth", "Items waiting in a model's queue", ["model"])
 CACHE_HITS = Counter("harmo_cache_hits_total", "Result cache hits by component", ["component"])
 CACHE_MISSES = Counter("harmo_cache_misses_total", "Result cache misses by component", ["component"])

@@ -179,6 +179,8 @@ class ScoringPipeline:
                 it.details["group"] = out.details
                 if out.error is not None:
                     it.error("group", *out.error)
+                    if out.error[0] == "profile_conflict":
+                        it.unjudged = True  # it belongs to a group it cannot be scored with: no reward
         items = pending.items
         for stage in self._phase("final"):
             self._run(stage, items)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -42,6 +44,7 @@ class Ticket:
         self.note: str | None = None  # why the group was computed here over what this replica knew
         self.joined = False  # the store answered its join
         self.early: Snapshot | None = None  # the group finished before the join answered
+        self.owner: tuple[str, str] | None = None  # the profile the group id belongs to, on a conflict
         self._event = threading.Event()
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -91,6 +94,12 @@ class GroupAssembler:
         self._waiting: dict[tuple[int, Key], list[Ticket]] = defaultdict(list)
         self._computes: dict[tuple[int, Key], Compute] = {}
         self._deadlines: dict[tuple[int, Key], float] = {}
+        # due order: (deadline, n, slot); an entry whose slot has another deadline by now is stale
+        self._due: list[tuple[float, int, tuple[int, Key]]] = []
+        self._n = itertools.count()
+        self._poll_queue: list[tuple[int, Key]] = []  # the slots a poll pass still has to look at
+        self._last_pass = 0.0
+        self.ticks = 0  # sweeper passes, for tests to synchronise on
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closed = False
@@ -154,6 +163,19 @@ class GroupAssembler:
             raise
         ticket.expected = joined.expected
         ticket.statuses = {m.id: s for m, s in zip(members, joined.statuses)}
+        if joined.state == "conflict":  # not joined: answered at once, nothing waits
+            with self._lock:
+                waiting = self._waiting.get(slot, [])
+                if ticket in waiting:
+                    waiting.remove(ticket)
+                    if not waiting:
+                        self._waiting.pop(slot, None)
+                        self._computes.pop(slot, None)
+            ticket.joined = True
+            ticket.owner = joined.owner
+            ticket.snapshot = Snapshot(0, 0, False, {}, {})
+            ticket._resolve()
+            return ticket
         ticket.size_conflicts = {m.id: n for m, n in zip(members, sizes) if n != joined.expected}
         metrics.GROUP_MEMBERS.labels(store=store.kind).inc(len(members))
         with self._lock:
@@ -170,8 +192,14 @@ class GroupAssembler:
         if not ticket.done:
             with self._lock:
                 if slot in self._waiting:
-                    self._deadlines[slot] = min(self._deadlines.get(slot, float("inf")), joined.deadline)
+                    self._set_deadline(slot, min(self._deadlines.get(slot, float("inf")), joined.deadline))
         return ticket
+
+    def _set_deadline(self, slot: tuple[int, Key], deadline: float) -> None:
+        """(under the lock)"""
+        if self._deadlines.get(slot) != deadline:
+            self._deadlines[slot] = deadline
+            heapq.heappush(self._due, (deadline, next(self._n), slot))
 
     @staticmethod
     def _compute_and_finish(store: GroupStore, key: Key, members: list[Member], compute: Compute,
@@ -220,7 +248,7 @@ class GroupAssembler:
                 if compute is not None:
                     self._computes[slot] = compute
                 if deadline is not None:
-                    self._deadlines[slot] = deadline
+                    self._set_deadline(slot, deadline)
             return
         for t in tickets:
             with self._lock:
@@ -239,28 +267,52 @@ class GroupAssembler:
             self._sweeper = threading.Thread(target=self._sweep, name="group-deadlines", daemon=True)
             self._sweeper.start()
 
+    # Per tick, the sweeper's work is O(what is due): deadlines come off a heap, and a poll pass
+    # (only for stores that can miss an announcement) looks at a bounded share of the waiting
+    # groups. Requests and probes never wait on it: it holds the lock only to take its work.
+    POLL_BATCH = 512
+
     def _sweep(self) -> None:
-        """Closes groups at their deadline; polls the shared store for groups whose announcement
-        was missed, or whose computing replica died after closing them; expires local groups."""
-        last_poll = 0.0
+        """Closes groups at their deadline; polls a shared store for groups whose announcement
+        was missed, or whose computing replica died after closing them; expires finished groups."""
+        last_expire = 0.0
         while True:
             with self._lock:
                 if self._closed:
                     return
                 self._wake.wait(0.05)
+                self.ticks += 1
                 now = time.time()
-                due = [s for s, d in self._deadlines.items() if d <= now]
-                poll = now - last_poll >= self.poll_s
-                polled = list(self._waiting) if poll else []
-            if poll:
-                last_poll = now
-            for slot in dict.fromkeys(due + polled):
-                self._check(slot, at_deadline=slot in due)
-            stores = [s for s in (self.store, self.fallback) if s is not None]
-            for s in stores:
-                s.expire()
-            # groups kept in this process (a shared store's count is the store's, not the replica's)
-            metrics.GROUPS_RETAINED.set(sum(s.retained() for s in stores if s.kind == "local"))
+                due = []
+                while self._due and self._due[0][0] <= now:
+                    deadline, _, slot = heapq.heappop(self._due)
+                    if self._deadlines.get(slot) == deadline:
+                        due.append(slot)
+                polled = self._next_polls()
+            for slot in due:
+                self._check(slot, at_deadline=True)
+            for slot in polled:
+                self._check(slot, at_deadline=False)
+            if now - last_expire >= 0.5:
+                last_expire = now
+                stores = [s for s in (self.store, self.fallback) if s is not None]
+                for s in stores:
+                    s.expire()
+                # groups kept in this process (a shared store's count is the store's, not the replica's)
+                metrics.GROUPS_RETAINED.set(sum(s.retained() for s in stores if s.kind == "local"))
+
+    def _next_polls(self) -> list[tuple[int, Key]]:
+        """(under the lock) The next waiting groups of stores that may miss an announcement: a
+        pass over all of them every ``poll_s``, at most ``POLL_BATCH`` per tick."""
+        if not self._poll_queue:
+            now = time.monotonic()
+            if now - self._last_pass < self.poll_s:
+                return []
+            self._last_pass = now
+            self._poll_queue = [s for s in self._waiting if not self._store_of(s).announces]
+        batch = self._poll_queue[-self.POLL_BATCH:]
+        del self._poll_queue[-self.POLL_BATCH:]
+        return [s for s in batch if s in self._waiting]
 
     def _store_of(self, slot: tuple[int, Key]) -> GroupStore:
         return self.store if id(self.store) == slot[0] else self.fallback  # type: ignore[return-value]
@@ -308,7 +360,7 @@ class GroupAssembler:
         if at_deadline:
             with self._lock:  # closed by another replica, not yet stored: look again shortly
                 if slot in self._deadlines:
-                    self._deadlines[slot] = time.time() + self.poll_s
+                    self._set_deadline(slot, time.time() + self.poll_s)
 
     # -- reading -----------------------------------------------------------------------
     def outcome(self, t: Ticket, member_id: str) -> Outcome:
@@ -320,6 +372,12 @@ class GroupAssembler:
         if snap.faulted:
             details["faulted"] = snap.faulted
         status = t.statuses.get(member_id)
+        if status == "profile_conflict":
+            name, version = t.owner or ("?", "?")
+            return Outcome({}, {"id": t.key[2]}, ("profile_conflict", (
+                f"group {t.key[2]!r} was started under profile {name!r} (version {version}), and this member "
+                f"came under {t.key[0]!r} (version {t.key[1]}): the members of one group are scored under one "
+                "profile; this one is not scored (reward null)")))
         if status == "conflict":
             return Outcome({}, details, ("member_conflict", (
                 f"group {t.key[2]!r} already has a member {member_id!r} with another response; a retry must "

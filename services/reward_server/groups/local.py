@@ -27,6 +27,7 @@ class _LocalGroup:
 
 class LocalStore:
     kind = "local"
+    announces = True  # every finish wakes its waiters in this process: nothing to poll
     errors: tuple[type[BaseException], ...] = ()  # in the process: never unreachable
 
     def __init__(self, keep_s: float = 600.0, max_groups: int = 10_000) -> None:
@@ -37,9 +38,13 @@ class LocalStore:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Key], None]] = []
         self._seats: OrderedDict[str, list] = OrderedDict()  # series -> [round, taken, opened], oldest first
+        self._owners: dict[str, Key] = {}  # group id -> the key (profile, version) it was started under
 
     def join(self, key: Key, expected: int, deadline: float, members: list[Member]) -> Joined:
         with self._lock:
+            owner = self._owners.setdefault(key[2], key)
+            if owner != key:
+                return Joined(0, deadline, "conflict", ["profile_conflict"] * len(members), owner=owner[:2])
             g = self._groups.get(key)
             if g is None:
                 g = self._groups[key] = _LocalGroup(expected, deadline)
@@ -127,7 +132,7 @@ class LocalStore:
                 if g is not None and now - g.finished_at <= self.keep_s:
                     break
                 self._done.popitem(last=False)
-                self._groups.pop(key, None)
+                self._drop(key)
             wall = time.time()
             while self._seats and wall - next(iter(self._seats.values()))[2] > self.keep_s:
                 self._seats.popitem(last=False)
@@ -135,7 +140,12 @@ class LocalStore:
     def _trim(self) -> None:
         while len(self._done) > self.max_groups:
             key, _ = self._done.popitem(last=False)
-            self._groups.pop(key, None)
+            self._drop(key)
+
+    def _drop(self, key: Key) -> None:
+        self._groups.pop(key, None)
+        if self._owners.get(key[2]) == key:
+            del self._owners[key[2]]
 
     def close_store(self) -> None:
         pass

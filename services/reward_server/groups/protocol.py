@@ -15,13 +15,16 @@ Compute = Callable[[list[Member]], list[dict[str, float]]]
 class Joined:
     """What a store says to one join: the group's size, its state, each member's status
     (``new``, ``same``: a retry, ``conflict``: the id with another response, ``late``), and,
-    when this join completed the group, every member (for the caller to compute)."""
+    when this join completed the group, every member (for the caller to compute). A group id
+    already started under another profile (or profile version) is not joined: state
+    ``conflict``, every status ``profile_conflict``, ``owner`` the (profile, version) it has."""
 
     expected: int
     deadline: float  # wall-clock seconds
-    state: str  # 'open' | 'closed' | 'done'
+    state: str  # 'open' | 'closed' | 'done' | 'conflict'
     statuses: list[str]
     members: list[Member] | None = None
+    owner: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass
@@ -41,6 +44,7 @@ class GroupStore(Protocol):
 
     kind: str  # "local" or "redis"
     errors: tuple[type[BaseException], ...]  # what a store that can be unreachable raises then
+    announces: bool  # every finish reaches on_finished's listeners (else waiting groups are polled)
 
     def join(self, key: Key, expected: int, deadline: float, members: list[Member]) -> Joined: ...
     def close(self, key: Key) -> tuple[str, list[Member]]: ...

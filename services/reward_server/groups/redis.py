@@ -18,17 +18,21 @@ from .protocol import Joined, Key, Snapshot
 log = logging.getLogger(__name__)
 
 # Member records are stored as "<digest>\n<json>". Keys: KEYS[1] meta, KEYS[2] members,
-# KEYS[3] parts, KEYS[4] late, KEYS[5] the index of finished groups (a sorted set).
+# KEYS[3] parts, KEYS[4] late, KEYS[5] the index of finished groups (a sorted set); a join's
+# KEYS[5] is instead the group id's owner: the profile and version it was started under.
 _JOIN = """
 local meta, members = KEYS[1], KEYS[2]
 local ttl = tonumber(ARGV[3])
+local owner = redis.call('GET', KEYS[5])
+if owner and owner ~= ARGV[4] then return {'conflict', owner} end
+redis.call('SET', KEYS[5], ARGV[4], 'PX', ttl)
 if redis.call('EXISTS', meta) == 0 then
   redis.call('HSET', meta, 'expected', ARGV[1], 'deadline', ARGV[2], 'state', 'open', 'complete', '0')
 end
 local m = redis.call('HMGET', meta, 'expected', 'deadline', 'state')
 local expected, state = tonumber(m[1]), m[3]
 local statuses = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local id, rec = ARGV[i], ARGV[i + 1]
   local old = redis.call('HGET', members, id)
   if old then
@@ -121,6 +125,7 @@ class RedisStore:
     second; each waiting replica reads it once when woken."""
 
     kind = "redis"
+    announces = False  # pub/sub may drop a message: waiting groups are polled
 
     def __init__(self, url: str, prefix: str = "harmo", keep_s: float = 600.0, max_groups: int = 10_000,
                  timeout_s: float = 1.0) -> None:
@@ -159,11 +164,16 @@ class RedisStore:
     def join(self, key: Key, expected: int, deadline: float, members: list[Member]) -> Joined:
         self._start_subscriber()
         self._names[self._name(key)] = key  # announcements of it concern this replica now
-        args: list[Any] = [expected, repr(deadline), self.keep_ms * 2]
+        args: list[Any] = [expected, repr(deadline), self.keep_ms * 2, json.dumps(key[:2])]
         for m in members:
             args += [m.id, _record(m)]
+        owner = f"{self.prefix}:owner:{hashlib.sha256(key[2].encode()).hexdigest()[:32]}"
         self._trip()
-        exp, dl, state, statuses, everyone = self._join(keys=self._keys(key)[:4], args=args)
+        reply = self._join(keys=[*self._keys(key)[:4], owner], args=args)
+        if reply[0] == b"conflict":
+            return Joined(0, deadline, "conflict", ["profile_conflict"] * len(members),
+                          owner=tuple(json.loads(reply[1])))  # type: ignore[arg-type]
+        exp, dl, state, statuses, everyone = reply
         all_members = sorted((_member(r) for r in everyone), key=lambda m: m.id) if everyone else None
         return Joined(int(exp), float(dl), state.decode(), [s.decode() for s in statuses], all_members)
 

@@ -6,6 +6,14 @@ counted as the padded size: longest item x batch size), waiting at most ``max_wa
 after the oldest item arrived; items are sorted by length before packing so that a batch
 holds items of similar length (little padding). Inference runs on that thread, never on an
 event loop. A queue past ``max_queue`` refuses new work (``QueueFull``) instead of growing.
+
+Admission: work is refused up front, never started and then timed out. The batcher keeps a
+throughput estimate (cost units per second of inference, from a warm-up batch at load and then
+from every batch); work that would not be done by its caller's deadline behind what is queued
+is refused with ``QueueFull`` (a 503 with the time the queue needs to drain), and the part of a
+request that could not be done by its deadline even alone fails item by item with
+``Overloaded`` (typed errors). An idle batcher always takes one batch, so the estimate cannot
+lock it shut.
 """
 from __future__ import annotations
 
@@ -29,6 +37,10 @@ class QueueFull(RuntimeError):
         super().__init__(f"model {model!r} is saturated; retry in {retry_after_s:.1f}s")
         self.model = model
         self.retry_after_s = retry_after_s
+
+
+class Overloaded(RuntimeError):
+    """The item was refused at submission: the model could not score it by the caller's deadline."""
 
 
 class Expired(TimeoutError):
@@ -71,6 +83,7 @@ class DynamicBatcher:
         max_batch_tokens: int = 16384,
         max_wait_ms: float = 5.0,
         max_queue: int = 4096,
+        headroom: float = 0.8,
     ) -> None:
         self.name = name
         self._run_batch = run_batch
@@ -79,6 +92,9 @@ class DynamicBatcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000
         self.max_queue = max_queue
+        self.headroom = headroom  # the share of a deadline that admission plans to fill
+        self.rate: float | None = None  # cost units per second of inference (a moving average)
+        self._queued_cost = 0  # what is queued or running, in cost units
         self.stats = BatchStats()
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
@@ -91,24 +107,65 @@ class DynamicBatcher:
 
     # -- callers -------------------------------------------------------------------
     def submit(self, payloads: Sequence[Any], deadline: float | None = None) -> list[Future]:
-        """Queue payloads; ``deadline`` (``time.monotonic()``) is when the caller stops waiting:
-        items still queued then are dropped (their futures fail with ``Expired``), as are items
-        whose futures the caller cancelled, so the model never works for nobody."""
+        """Queue payloads; ``deadline`` (``time.monotonic()``) is when the caller stops waiting.
+        With a deadline and a known throughput, work that could not be done by then is refused
+        here (see the module docstring): ``QueueFull`` for the whole call when it would fit
+        alone but not behind the queue, ``Overloaded`` on the futures of the items past what
+        fits at all. Items still queued at the deadline are dropped (their futures fail with
+        ``Expired``), as are items whose futures the caller cancelled, so the model never works
+        for nobody."""
         items = [_Item(p, max(1, int(self._cost(p))), deadline) for p in payloads]
+        refused: list[_Item] = []
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"batcher {self.name!r} is closed")
             if len(self._queue) + len(items) > self.max_queue:
                 raise QueueFull(self.name, self._retry_after())
+            if deadline is not None and self.rate:
+                items, refused = self._admit(items, deadline)
             self._queue.extend(items)
+            self._queued_cost += sum(i.cost for i in items)
             self._depth.set(len(self._queue))
             self._cond.notify()
-        return [i.future for i in items]
+        for i in refused:
+            i.future.set_exception(Overloaded(
+                f"model {self.name!r} could not score this item within its deadline (about "
+                f"{self.rate:.0f} tokens/s): the request holds more than the model serves in its timeout_s; "
+                "send fewer items per request or raise the model's timeout_s"))
+        metrics.ADMISSION.labels(model=self.name, outcome="refused").inc(len(refused))
+        metrics.ADMISSION.labels(model=self.name, outcome="admitted").inc(len(items))
+        return [i.future for i in items + refused]
 
+    def _admit(self, items: list[_Item], deadline: float) -> tuple[list[_Item], list[_Item]]:
+        """(admitted, refused) for work due by ``deadline``; raises ``QueueFull`` (under the lock)."""
+        assert self.rate
+        budget = (deadline - time.monotonic()) * self.headroom - self.max_wait_s
+        backlog_s = self._queued_cost / self.rate
+        need_s = sum(i.cost for i in items) / self.rate
+        if backlog_s + need_s <= budget:
+            return items, []
+        if need_s <= budget or backlog_s >= budget:
+            # it fits once the queue drains (or nothing of it fits now): the caller comes back
+            metrics.ADMISSION.labels(model=self.name, outcome="queue_full").inc(len(items))
+            raise QueueFull(self.name, max(1.0, backlog_s))
+        # Too much for one deadline even alone: the prefix that fits runs (at least one batch
+        # on an idle model, so that a low estimate cannot shut it), the rest is refused.
+        room, took = (budget - backlog_s) * self.rate, 0
+        for n, i in enumerate(items):
+            took += i.cost
+            if took > room and not (self._queued_cost == 0 and n < self.max_batch_size):
+                return items[:n], items[n:]
+        return items, []
     def _retry_after(self) -> float:
         # How long the current queue takes to drain at the recent throughput.
-        rate = self.stats.items / self.stats.busy_s if self.stats.busy_s > 0 else 0.0
-        return max(1.0, len(self._queue) / rate) if rate else 1.0
+        return max(1.0, self._queued_cost / self.rate) if self.rate else 1.0
+
+    def observe(self, cost: int, seconds: float) -> None:
+        """Count ``cost`` units done in ``seconds`` into the throughput estimate (a warm-up batch
+        at load calls this before any request)."""
+        if seconds > 0 and cost > 0:
+            r = cost / seconds
+            self.rate = r if self.rate is None else 0.7 * self.rate + 0.3 * r
 
     def close(self) -> None:
         with self._cond:
@@ -171,6 +228,9 @@ class DynamicBatcher:
         """The items someone still waits for; the rest are failed (expired) or forgotten (cancelled)."""
         now, live = time.monotonic(), []
         for i in items:
+            if i.future.cancelled() or (i.deadline is not None and now >= i.deadline):
+                with self._cond:
+                    self._queued_cost -= i.cost
             if i.future.cancelled():
                 self.stats.dropped += 1
             elif i.deadline is not None and now >= i.deadline:
@@ -189,7 +249,12 @@ class DynamicBatcher:
             if not batch:
                 continue
             # From here on the items run: a late cancel() no longer takes them away.
-            batch = [i for i in batch if i.future.set_running_or_notify_cancel()]
+            running = [i for i in batch if i.future.set_running_or_notify_cancel()]
+            gone = sum(i.cost for i in batch) - sum(i.cost for i in running)
+            batch = running
+            if gone:
+                with self._cond:
+                    self._queued_cost -= gone
             if not batch:
                 continue
             t = time.perf_counter()
@@ -212,6 +277,10 @@ class DynamicBatcher:
                 s.items += len(batch)
                 s.real_tokens += sum(i.cost for i in batch)
                 s.padded_tokens += max(i.cost for i in batch) * len(batch)
-                s.busy_s += time.perf_counter() - t
+                took = time.perf_counter() - t
+                s.busy_s += took
+                with self._cond:
+                    self._queued_cost -= sum(i.cost for i in batch)
+            self.observe(sum(i.cost for i in batch), took)
             for i, out in zip(batch, outputs):
                 i.future.set_result(out)

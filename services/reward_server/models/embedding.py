@@ -80,7 +80,9 @@ class EmbeddingBackend(Backend):
         return final_answer(item.response).text if self.config.compare == "answer" else item.response
 
     def cost(self, item: ModelInput) -> int:
-        return 1 + (len(self._text(item)) + max((len(r) for r in item.references), default=0)) // 4
+        # the model reads at most max_seq_length tokens of a text: a longer one costs no more
+        cap = getattr(getattr(self, "model", None), "max_seq_length", None) or 512
+        return 1 + min(len(self._text(item)) // 4, cap) + min(max((len(r) for r in item.references), default=0) // 4, cap)
 
     def infer(self, batch: list[ModelInput]) -> list[ModelOutput]:
         texts: dict[str, int] = {}

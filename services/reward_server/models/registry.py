@@ -79,6 +79,7 @@ class ModelRegistry:
                 slot.batcher = DynamicBatcher(name, slot.backend.infer, cost=slot.backend.cost,
                                               max_batch_size=b.max_batch_size, max_batch_tokens=b.max_batch_tokens,
                                               max_wait_ms=b.max_wait_ms, max_queue=b.max_queue)
+                self._warm(slot)
                 slot.state = Loaded(ready=True, load_s=time.perf_counter() - t)
                 log.info("model %s loaded in %.1fs on %s", name, slot.state.load_s, self.device)
             except Exception as exc:  # noqa: BLE001 - reported by /readyz and per item
@@ -86,6 +87,23 @@ class ModelRegistry:
                 slot.state = Loaded(ready=False, error=f"{type(exc).__name__}: {exc}")
             slot.loaded.set()
         return slot
+
+    @staticmethod
+    def _warm(slot: _Slot) -> None:
+        """One batch of plain text before the first request: the batcher's first throughput
+        estimate (what admission plans with; real batches refine it), and the first run's
+        one-off costs paid at load rather than by a request."""
+        text = "A warm-up answer of a few words, repeated to a typical length. " * 8
+        batch = [ModelInput(response=text, prompt=text, references=(text,))] * min(8, slot.backend.config.batch.max_batch_size)
+        try:
+            slot.backend.infer(batch[:1])  # the first call's one-off costs, not timed
+            t = time.perf_counter()
+            slot.backend.infer(batch)
+        except Exception as exc:  # noqa: BLE001 - no estimate yet: admission starts from the first batches
+            log.warning("model %s: warm-up batch failed (%s: %s)", slot.backend.name, type(exc).__name__, exc)
+            return
+        assert slot.batcher is not None
+        slot.batcher.observe(sum(slot.backend.cost(i) for i in batch), time.perf_counter() - t)
 
     def fingerprint(self, name: str) -> dict:
         """What a model's outputs depend on (not how it is batched or loaded): the cache key part."""

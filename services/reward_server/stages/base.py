@@ -43,6 +43,18 @@ class Item:
     def error(self, component: str, code: str, message: str) -> None:
         self.errors.append(ItemError(component=component, code=code, message=message))
 
+    def uncomputed(self, components: tuple[str, ...] = ()) -> None:
+        """A part the server could not compute (a model that failed, timed out or was
+        overloaded; a verifier that raised) follows the profile's ``accuracy.unjudged`` policy:
+        no reward (null), left out of the sum (skip), or the policy's number in its place;
+        never a silent partial sum or a zero the policy did not ask for."""
+        policy = self.profile.accuracy.unjudged
+        if policy == "null":
+            self.unjudged = True
+        elif policy != "skip":
+            for c in components:
+                self.components[c] = float(policy)
+
     def refuse(self, code: str, message: str) -> None:
         self.refused = code
         self.error("input", code, message)

@@ -13,6 +13,7 @@ from harmo.protocol import ScoreItem
 
 from ..cache import code_version, make_key
 from ..models.base import ModelInput, ModelOutput
+from ..models.batcher import Overloaded
 from ..rewards.base import Check
 from .base import Item, Stage
 
@@ -94,6 +95,8 @@ class ModelStage(Stage):
                 except (FutureTimeout, TimeoutError):  # distinct types before Python 3.11
                     fut.cancel()
                     out = ModelOutput(error=("model_timeout", f"model {model!r} gave no score within {timeout_s:g}s"))
+                except Overloaded as exc:  # refused at submission: never started
+                    out = ModelOutput(error=("overloaded", str(exc)))
                 except Exception as exc:  # noqa: BLE001 - a failed batch fails its items only
                     out = ModelOutput(error=("model_error", f"{type(exc).__name__}: {exc}"))
                 for purpose in purposes:
@@ -103,11 +106,15 @@ class ModelStage(Stage):
         backend = self.ctx.models.backend(model)
         if out.error is not None:
             if purpose == "model" and it.check is None:
-                it.check = Check(0.0, "error", 0.0, None, out.error)  # reported with the accuracy
+                # reported with the accuracy, unjudged under the profile's policy (the verdict stage)
+                it.check = Check(0.0, "error", 0.0, None, out.error)
                 it.source = f"model:{model}"
+            elif purpose == "components":  # the model's components are missing: never a partial sum
+                it.error(model, *out.error)
+                it.uncomputed(tuple(f"{model}.{label}" for label in it.profile.model_components[model]))
             else:  # an unsure rule verdict stands when its model fails
-                it.transient = it.transient or purpose != "components"
-                it.error("accuracy" if purpose != "components" else model, *out.error)
+                it.transient = True
+                it.error("accuracy", *out.error)
             return
         scaled = {label: backend.config.scale(v) for label, v in zip(backend.labels, out.values)}
         if purpose == "components":

@@ -42,14 +42,11 @@ class VerdictStage(Stage):
         c = it.check
         if c.error is not None:
             it.error("accuracy", *c.error)
-        if c.verdict == "error" and c.error is not None and c.error[0] == "internal":
-            # The accuracy could not be computed (a verifier failed on this input): unjudged, as
-            # the profile says, never a partial sum of the other components.
-            policy = p.accuracy.unjudged
-            if policy == "null":
-                it.unjudged = True
-            elif policy != "skip":
-                it.components["accuracy"] = float(policy)
+        if c.verdict == "error" and c.error is not None and (c.error[0] == "internal" or it.source.startswith("model:")):
+            # The accuracy could not be computed (a verifier failed on this input, the model
+            # failed, timed out or was overloaded): unjudged, as the profile says, never a zero
+            # or a partial sum of the other components.
+            it.uncomputed(("accuracy",))
             return AccuracyInfo(source=it.source, verdict="error", confidence=0.0)
         it.components["accuracy"] = p.error_value if c.verdict == "error" else c.score
         return AccuracyInfo(source=it.source, verdict=c.verdict, confidence=c.confidence,
