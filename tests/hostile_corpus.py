@@ -13,12 +13,15 @@ profile, with short deadlines: math 2 s, instruction checks 2 s, groups 2 s.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import random
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 LIMIT = 262_144  # the shipped HARMO_MAX_RESPONSE_CHARS
+BODY_LIMIT = 256 * 2**20  # the shipped HARMO_MAX_BODY_BYTES
 N = LIMIT - 100  # a degenerate response just under it
 NEIGHBOUR = {"id": "ok", "response": "<think>4</think><answer>4</answer>", "reference": "4"}
 NEIGHBOUR_REWARD = 2.0  # accuracy 1 + format 1 under the shipped profile, alone in its request
@@ -351,8 +354,22 @@ def headers() -> list[Case]:
         Case("request id of 10,000 characters", ok, headers={"X-Request-ID": "r" * 10_000}),
         Case("request id of JSON", ok, headers={"X-Request-ID": '{"level":"ERROR"}'}),
         Case("content type text", ok, headers={"Content-Type": "text/plain"}),
-        Case("gzip declared, not gzip", ok, headers={"Content-Encoding": "gzip"}),
+        Case("gzip declared, not gzip", json.dumps(ok).encode(), 400, "gzip", headers={"Content-Encoding": "gzip"}),
+        Case("a gzip body", gzip.compress(json.dumps(ok).encode()), headers={"Content-Encoding": "gzip"}),
+        Case("a deflate body", zlib.compress(json.dumps(ok).encode()), headers={"Content-Encoding": "deflate"}),
+        Case("a brotli body", json.dumps(ok).encode(), 415, "not supported", headers={"Content-Encoding": "br"}),
+        Case("a gzip bomb past the body limit", _bomb(BODY_LIMIT + 2**20), 413, "limit",
+             headers={"Content-Encoding": "gzip"}),
     ]
+
+
+def _bomb(size: int) -> bytes:
+    """``size`` bytes of one JSON string, gzipped: a few hundred KB that decode past the body limit."""
+    z = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = b" " * 2**20
+    parts = [z.compress(b'{"items": [{"response": "')]
+    parts += [z.compress(chunk) for _ in range(size // len(chunk))]
+    return b"".join(parts) + z.flush()
 
 
 def corpus() -> list[Case]:

@@ -1,21 +1,24 @@
 """The HTTP layer: a thin FastAPI app over ``ScoringPipeline``."""
 from __future__ import annotations
 
+import ctypes
 import hmac
 import json
 import logging
+import threading
 import time
+import zlib
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harmo.protocol import (
     OpenRLHFRequest,
@@ -47,8 +50,12 @@ def check_limits(req: ScoreRequest, s: Settings) -> None:
 
 class BodyLimit:
     """413 for a body past the limit: a declared one before it is read, and any body (chunked
-    uploads declare no length) as soon as the bytes read pass it. A plain ASGI middleware:
-    Starlette's BaseHTTPMiddleware costs every request an extra task and stream."""
+    uploads declare no length) as soon as the bytes read pass it. A gzip or deflate body
+    (``Content-Encoding``) is decoded as it is read, under the same limit on its decoded size;
+    any other encoding is 415. A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs
+    every request an extra task and stream."""
+
+    DECODERS = {b"gzip": 16 + zlib.MAX_WBITS, b"x-gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
 
     def __init__(self, app, limit: int) -> None:
         self.app = app
@@ -62,10 +69,24 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        encoding = b""
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await self._refuse(scope, receive, send, value.decode())
                 return
+            if name == b"content-encoding":
+                encoding = value.strip().lower()
+        decoder = None
+        if encoding not in (b"", b"identity"):
+            if encoding not in self.DECODERS:
+                await JSONResponse({"detail": f"Content-Encoding {encoding.decode('latin-1')!r} is not supported; "
+                                              "send the body plain, gzip or deflate"}, status_code=415)(
+                    scope, receive, send)
+                return
+            decoder = zlib.decompressobj(self.DECODERS[encoding])
+            # the app reads the decoded body: its declared length no longer applies
+            scope["headers"] = [(k, v) for k, v in scope["headers"]
+                                if k not in (b"content-length", b"content-encoding")]
         seen, refused = 0, False
 
         async def counted():
@@ -74,7 +95,20 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                body = message.get("body", b"")
+                if decoder is not None:
+                    try:
+                        # at most one byte past the limit per chunk: a small bomb cannot expand here
+                        body = decoder.decompress(body, self.limit - seen + 1)
+                        if decoder.unconsumed_tail:
+                            body += b"?"  # more than the limit is in there
+                    except zlib.error as exc:
+                        refused = True
+                        await JSONResponse({"detail": f"the body is not valid {encoding.decode()}: {exc}"},
+                                           status_code=400)(scope, receive, send)
+                        return {"type": "http.disconnect"}
+                    message = {**message, "body": body}
+                seen += len(body)
                 if seen > self.limit:
                     # Answer now (the app has not: it reads the whole body first), then tell the
                     # app the client is gone, so that it stops reading and its own answer is dropped.
@@ -174,6 +208,72 @@ def _echo(value: Any, limit: int = 200) -> str | None:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], body: bytes) -> M:
+    """A request body as ``model``, as FastAPI would read it (the same 400s and 422s), but called
+    off the event loop: reading and validating a body of hundreds of MB takes seconds of CPU."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise HTTPException(400, f"the body is not UTF-8 (byte {exc.start}); JSON requests are UTF-8") from None
+    except RecursionError:
+        raise HTTPException(400, "the body's JSON nests too deep to read") from None
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+                                       "input": {}, "ctx": {"error": exc.msg}}]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    except RecursionError:
+        raise HTTPException(400, "the body's JSON nests too deep to read") from None
+
+
+class _Trim:
+    """Gives the memory of a big request back to the system after it (glibc keeps freed heap
+    otherwise: hundreds of MB after one large body), at most once a second."""
+
+    BIG = 16 * 2**20
+
+    def __init__(self) -> None:
+        try:
+            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            self._trim = None
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def after(self, size: int) -> None:
+        if self._trim is None or size < self.BIG or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if time.monotonic() - self._last >= 1.0:
+                self._trim(0)
+                self._last = time.monotonic()
+        finally:
+            self._lock.release()
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that reads its own body (``parse_body``)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+# What every scoring endpoint may answer besides its 200, each with its cause.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body is not UTF-8, not valid gzip/deflate, or its JSON nests too deep to read"},
+    401: {"description": "API keys are configured and the request has no valid one"},
+    408: {"description": "the request's head or body did not arrive in time (the connection is closed)"},
+    413: {"description": "the body, or the number of items, is past a configured limit"},
+    415: {"description": "a Content-Encoding other than gzip or deflate"},
+    422: {"description": "a malformed request: the field and the reason"},
+    431: {"description": "the request line and headers are past the configured limit"},
+}
+
+
 def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     state: dict[str, ScoringPipeline] = {}
@@ -204,31 +304,39 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         return Response(json.dumps({"detail": errors}, ensure_ascii=True), status_code=422,
                         media_type="application/json")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # FastAPI answers a body it cannot decode with a bare "error parsing the body": say why.
-        cause = exc.__cause__
-        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
-            return JSONResponse({"detail": f"the body is not UTF-8 (byte {cause.start}); JSON requests are UTF-8"},
-                                status_code=400)
-        if exc.status_code == 400 and isinstance(cause, RecursionError):
-            return JSONResponse({"detail": "the body's JSON nests too deep to read"}, status_code=400)
-        return await http_exception_handler(request, exc)
+    def openapi() -> dict[str, Any]:
+        # The scoring endpoints read their own bodies (off the event loop): their request
+        # schemas are added here, where FastAPI would have put them.
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            defs = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (ScoreRequest, OpenRLHFRequest):
+                own = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                defs.update(own.pop("$defs", {}))
+                defs[model.__name__] = own
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    trim = _Trim()
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, keys=settings.keys())
     app.add_middleware(RequestContext)  # outermost: sees every response, 413s included
 
+    # The probes run on the event loop (quick reads of counters): they never wait for a thread
+    # behind the scoring requests.
     @app.get("/metrics", include_in_schema=False)
-    def prometheus_metrics() -> Response:
+    async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok", **state["pipeline"].health()}
 
     @app.get("/readyz")
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
         models = state["pipeline"].models
         ready = models.ready()
         return JSONResponse({"ready": ready, "models": models.status()}, status_code=200 if ready else 503)
@@ -243,12 +351,20 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
             for n, p in ps.profiles.items()
         ])
 
-    @app.post("/score", response_model=ScoreResponse,
-              responses={413: {"description": "past a configured limit"}, 422: {"description": "malformed request"},
-                         503: {"description": "a model is saturated or loading; see Retry-After"}})
-    async def score(req: ScoreRequest, request: Request) -> Response:
-        # Already validated by construction: serialise once, skip FastAPI's re-validation.
-        return Response((await _scored(req, request)).model_dump_json(), media_type="application/json")
+    @app.post("/score", response_model=ScoreResponse, openapi_extra=_body(ScoreRequest), responses={
+        **_ERRORS, 503: {"description": "a model is saturated, loading, or cannot serve the request in its "
+                                        "timeout; see Retry-After"}})
+    async def score(request: Request) -> Response:
+        body = await request.body()
+        size = len(body)
+        try:
+            req = await run_in_threadpool(parse_body, ScoreRequest, body)
+            del body
+            out = await _scored(req, request)
+            del req
+            return Response(await run_in_threadpool(out.model_dump_json), media_type="application/json")
+        finally:
+            await run_in_threadpool(trim.after, size)
 
     async def _scored(req: ScoreRequest, request: Request) -> ScoreResponse:
         # Scoring runs in the thread pool, never on the event loop; a request whose groups wait
@@ -270,9 +386,10 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
         return out
 
-    @app.post("/get_reward", response_model=OpenRLHFResponse,
-              responses={422: {"description": "a malformed request (a well-formed one is always answered 200)"}})
-    async def get_reward(req: OpenRLHFRequest, request: Request, profile: str | None = None,
+    @app.post("/get_reward", response_model=OpenRLHFResponse, openapi_extra=_body(OpenRLHFRequest), responses={
+        **_ERRORS, 422: {"description": "a malformed request (a well-formed one is always answered 200)"},
+        503: {"description": "a model is saturated or loading; see Retry-After"}})
+    async def get_reward(request: Request, profile: str | None = None,
                          group_size: int | None = Query(None, ge=1, le=4096)) -> Response:
         """OpenRLHF's remote reward API. The responses to one prompt form a GRPO group: within the
         request, or, with a group size (``?group_size=N``, the body's ``group_size`` or
@@ -281,6 +398,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         name = profile or pipeline.profiles.default
         if name not in pipeline.profiles.profiles:
             raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
+        req = await run_in_threadpool(parse_body, OpenRLHFRequest, await request.body())
         n = group_size or req.group_size or settings.openrlhf_group_size
         score_req = await run_in_threadpool(openrlhf.to_request, req, name, n, pipeline.seat,
                                             settings.openrlhf_stop_tokens)

@@ -102,8 +102,19 @@ def serve(args: argparse.Namespace) -> None:
     except (OSError, ValueError) as exc:
         print(f"cannot serve: API keys: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    # Our access line (JSON, with the request id) replaces uvicorn's.
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
+    from .edge import guarded_protocol, raise_open_file_limit
+
+    open_files = raise_open_file_limit()
+    # Our access line (JSON, with the request id) replaces uvicorn's; edge.py's protocol is
+    # uvicorn's own with the header, timeout and connection limits.
+    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_config=None,
+                            access_log=False, http=guarded_protocol(settings, open_files),
+                            timeout_keep_alive=settings.keep_alive_s, backlog=2048)
+    sockets = [config.bind_socket()]
+    if settings.health_port is not None:
+        sockets.append(uvicorn.Config(config.app, host=args.host, port=settings.health_port, log_config=None,
+                                      access_log=False).bind_socket())
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def score(args: argparse.Namespace) -> None:

@@ -25,6 +25,19 @@ class Settings(BaseSettings):
         65_536, gt=0, description="an item whose references add up to more is not verified (typed error "
         "accuracy/reference_too_long); its other components are scored")
     max_image_bytes: int = Field(10 * 2**20, gt=0, description="per image: input/image_too_large")
+    # The HTTP edge (edge.py): what one connection may cost before the app sees its request.
+    max_header_bytes: int = Field(32 * 1024, gt=0, description="the request line and headers: 431 past it")
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's head must arrive within this (408)")
+    body_timeout_s: float = Field(120.0, gt=0, description="a request's body must arrive within this after its head")
+    keep_alive_s: float = Field(5.0, gt=0, description="an idle kept-alive connection is closed after this")
+    max_connections: int | None = Field(
+        None, gt=0, description="open connections on the service port; default: from the open-file limit")
+    probe_connections: int = Field(
+        32, gt=0, description="connections past max_connections that answer only /healthz, /readyz, /metrics; "
+        "and the connections of the health port")
+    health_port: int | None = Field(
+        None, gt=0, lt=65536, description="a second port that answers only the probes, out of reach of what "
+        "floods the service port")
     # Rule workers (worker processes with hard deadlines): math verification, instruction checks.
     math_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), gt=0,
                               description="rule worker processes (math and instruction checks)")

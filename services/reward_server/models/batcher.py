@@ -12,8 +12,8 @@ throughput estimate (cost units per second of inference, from a warm-up batch at
 from every batch); work that would not be done by its caller's deadline behind what is queued
 is refused with ``QueueFull`` (a 503 with the time the queue needs to drain), and the part of a
 request that could not be done by its deadline even alone fails item by item with
-``Overloaded`` (typed errors). An idle batcher always takes one batch, so the estimate cannot
-lock it shut.
+``Overloaded`` (typed errors). An idle batcher always takes one item, so an estimate too low
+cannot lock it shut.
 """
 from __future__ import annotations
 
@@ -148,12 +148,13 @@ class DynamicBatcher:
             # it fits once the queue drains (or nothing of it fits now): the caller comes back
             metrics.ADMISSION.labels(model=self.name, outcome="queue_full").inc(len(items))
             raise QueueFull(self.name, max(1.0, backlog_s))
-        # Too much for one deadline even alone: the prefix that fits runs (at least one batch
-        # on an idle model, so that a low estimate cannot shut it), the rest is refused.
+        # Too much for one deadline even alone: the prefix that fits runs (at least one item on
+        # an idle model, so that an estimate too low cannot shut it: that item corrects it), the
+        # rest is refused.
         room, took = (budget - backlog_s) * self.rate, 0
         for n, i in enumerate(items):
             took += i.cost
-            if took > room and not (self._queued_cost == 0 and n < self.max_batch_size):
+            if took > room and not (n == 0 and self._queued_cost == 0):
                 return items[:n], items[n:]
         return items, []
     def _retry_after(self) -> float:

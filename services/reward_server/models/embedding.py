@@ -80,9 +80,14 @@ class EmbeddingBackend(Backend):
         return final_answer(item.response).text if self.config.compare == "answer" else item.response
 
     def cost(self, item: ModelInput) -> int:
-        # the model reads at most max_seq_length tokens of a text: a longer one costs no more
+        # The model reads at most max_seq_length tokens of a text, at a cost that grows faster
+        # than the tokens (attention); the tokenizer reads all of it. Admission plans with this.
         cap = getattr(getattr(self, "model", None), "max_seq_length", None) or 512
-        return 1 + min(len(self._text(item)) // 4, cap) + min(max((len(r) for r in item.references), default=0) // 4, cap)
+        total = 1
+        for chars in (len(self._text(item)), max((len(r) for r in item.references), default=0)):
+            t = min(chars // 4, cap)
+            total += t + t * t // cap + chars // 256
+        return total
 
     def infer(self, batch: list[ModelInput]) -> list[ModelOutput]:
         texts: dict[str, int] = {}

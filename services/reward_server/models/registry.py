@@ -93,8 +93,12 @@ class ModelRegistry:
         """One batch of plain text before the first request: the batcher's first throughput
         estimate (what admission plans with; real batches refine it), and the first run's
         one-off costs paid at load rather than by a request."""
-        text = "A warm-up answer of a few words, repeated to a typical length. " * 8
-        batch = [ModelInput(response=text, prompt=text, references=(text,))] * min(8, slot.backend.config.batch.max_batch_size)
+        # distinct texts (a backend may compute a text once per batch), of a typical length
+        n = min(8, slot.backend.config.batch.max_batch_size)
+        batch = [ModelInput(response=f"Answer {k}: " + f"warm-up words, number {k}, of a typical answer " * 12,
+                            prompt=f"Question {k}: " + "a prompt of a typical length. " * 12,
+                            references=(f"Reference {k}: " + f"the words {k} of a reference answer " * 6,))
+                 for k in range(n)]
         try:
             slot.backend.infer(batch[:1])  # the first call's one-off costs, not timed
             t = time.perf_counter()

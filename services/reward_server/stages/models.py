@@ -105,16 +105,17 @@ class ModelStage(Stage):
     def _apply(self, it: Item, model: str, purpose: str, out: ModelOutput) -> None:
         backend = self.ctx.models.backend(model)
         if out.error is not None:
-            if purpose == "model" and it.check is None:
-                # reported with the accuracy, unjudged under the profile's policy (the verdict stage)
-                it.check = Check(0.0, "error", 0.0, None, out.error)
-                it.source = f"model:{model}"
-            elif purpose == "components":  # the model's components are missing: never a partial sum
+            if purpose == "components":  # the model's components are missing: never a partial sum
                 it.error(model, *out.error)
                 it.uncomputed(tuple(f"{model}.{label}" for label in it.profile.model_components[model]))
-            else:  # an unsure rule verdict stands when its model fails
+            else:
+                # The accuracy the profile asked the model for could not be computed: unjudged
+                # under the profile's policy (the verdict stage), reported with the accuracy. An
+                # unsure rule verdict does not stand in: the profile said not to trust it alone.
+                rule = it.check
+                it.check = Check(0.0, "error", 0.0, rule.extracted if rule else None, out.error)
+                it.source = f"model:{model}"
                 it.transient = True
-                it.error("accuracy", *out.error)
             return
         scaled = {label: backend.config.scale(v) for label, v in zip(backend.labels, out.values)}
         if purpose == "components":

@@ -42,7 +42,8 @@ class VerdictStage(Stage):
         c = it.check
         if c.error is not None:
             it.error("accuracy", *c.error)
-        if c.verdict == "error" and c.error is not None and (c.error[0] == "internal" or it.source.startswith("model:")):
+        uncomputed = c.error is not None and (c.error[0] == "internal" or it.source.startswith("model:"))
+        if c.verdict == "error" and uncomputed:
             # The accuracy could not be computed (a verifier failed on this input, the model
             # failed, timed out or was overloaded): unjudged, as the profile says, never a zero
             # or a partial sum of the other components.
