@@ -30,8 +30,10 @@ class Message(BaseModel):
 
 class ScoreItem(BaseModel):
     # Unknown fields are rejected so that a typo ("refrence") fails loudly instead of
-    # silently scoring without a reference.
-    model_config = ConfigDict(extra="forbid")
+    # silently scoring without a reference. The schema states what _group_size_needs_ids checks,
+    # so that every request the schema allows is one the server takes.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"dependentSchemas": {"group_size": {
+        "required": ["id", "group_id"], "properties": {"id": {"type": "string"}, "group_id": {"type": "string"}}}}})
 
     id: str | None = None
     group_id: str | None = Field(default=None, description="Items sharing it form one GRPO group.")

@@ -211,6 +211,23 @@ def _echo(value: Any, limit: int = 200) -> str | None:
 M = TypeVar("M", bound=BaseModel)
 
 
+def _this_server(schema: dict[str, Any], profiles: dict[str, Any], settings: Settings) -> None:
+    """What this server takes, in its schema: its profiles, its verifiers' task names, its item
+    limit. A request the schema allows is then one the server takes."""
+    from .rewards.registry import tasks
+
+    defs = schema["components"]["schemas"]
+    names = sorted(profiles)
+    defs["ScoreItem"]["properties"]["task"] = {**defs["ScoreItem"]["properties"]["task"], "enum": sorted(tasks())}
+    defs["ScoreItem"]["properties"]["task"].pop("pattern", None)
+    defs["ScoreRequest"]["properties"]["profile"] = {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}],
+                                                     "default": None, "description": "a profile of this server"}
+    defs["ScoreRequest"]["properties"]["items"]["maxItems"] = settings.max_items_per_request
+    for param in schema["paths"]["/get_reward"]["post"].get("parameters", []):
+        if param["name"] == "profile":
+            param["schema"] = {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}]}
+
+
 def parse_body(model: type[M], body: bytes) -> M:
     """A request body as ``model``, as FastAPI would read it (the same 400s and 422s), but called
     off the event loop: reading and validating a body of hundreds of MB takes seconds of CPU."""
@@ -315,6 +332,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
                 own = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 defs.update(own.pop("$defs", {}))
                 defs[model.__name__] = own
+            _this_server(schema, state["pipeline"].profiles.profiles, settings)
             app.openapi_schema = schema
         return app.openapi_schema
 
