@@ -33,7 +33,7 @@ from . import logs, metrics, openrlhf
 from .limits import images_of
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
-from .pipeline import BadItem, ScoringPipeline, UnknownProfile
+from .pipeline import BadItem, Pending, ScoringPipeline, UnknownProfile
 from .settings import Settings
 
 
@@ -209,6 +209,9 @@ def _echo(value: Any, limit: int = 200) -> str | None:
 
 
 M = TypeVar("M", bound=BaseModel)
+# A body up to this size is read and its answer written on the event loop (tens of microseconds:
+# a trip to a thread costs more); a larger one in the thread pool, so the loop never stalls on it.
+SMALL_BODY = 256 * 1024
 
 
 def _this_server(schema: dict[str, Any], profiles: dict[str, Any], settings: Settings) -> None:
@@ -307,7 +310,10 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
             if pipeline is None:
                 state["pipeline"].close()
 
+    # FastAPI's OpenTelemetry hooks look the providers up on every request: the server's metrics
+    # are Prometheus's (/metrics), so they are off.
     app = FastAPI(title="harmo reward server", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description="Hybrid, multi-aspect rewards for RL alignment of (multimodal) language models.")
 
     @app.exception_handler(RequestValidationError)
@@ -374,33 +380,42 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
                                         "timeout; see Retry-After"}})
     async def score(request: Request) -> Response:
         body = await request.body()
-        size = len(body)
+        small = len(body) <= SMALL_BODY
         try:
-            req = await run_in_threadpool(parse_body, ScoreRequest, body)
-            del body
+            req = parse_body(ScoreRequest, body) if small else await run_in_threadpool(parse_body, ScoreRequest, body)
             out = await _scored(req, request)
             del req
-            return Response(await run_in_threadpool(out.model_dump_json), media_type="application/json")
+            dump = out.model_dump_json() if small else await run_in_threadpool(out.model_dump_json)
+            return Response(dump, media_type="application/json")
         finally:
-            await run_in_threadpool(trim.after, size)
+            if not small:
+                await run_in_threadpool(trim.after, len(body))
 
     async def _scored(req: ScoreRequest, request: Request) -> ScoreResponse:
-        # Scoring runs in the thread pool, never on the event loop; a request whose groups wait
-        # for members from other requests waits here, on the loop, holding no thread.
+        # Scoring runs in the thread pool, never on the event loop (one hop per request: a rule
+        # may wait on its worker, a model on its batcher); a request whose groups wait for
+        # members from other requests waits here, on the loop, holding no thread.
         info = request.scope["harmo"]
         info["items"] = len(req.items)
         check_limits(req, settings)
         pipeline = state["pipeline"]
+
+        def run() -> tuple[Pending, ScoreResponse | None]:
+            pending = pipeline.begin(req)
+            return pending, None if pending.groups else pipeline.finish(pending)
+
         try:
-            pending = await run_in_threadpool(pipeline.begin, req)
+            pending, out = await run_in_threadpool(run)
         except (UnknownProfile, BadItem) as exc:
             raise HTTPException(422, str(exc)) from None
         except (QueueFull, ModelNotReady) as exc:
             # Back-pressure: the caller retries; nothing queues without bound.
             raise HTTPException(503, str(exc), headers={"Retry-After": str(max(1, round(exc.retry_after_s)))}) from None
-        if pending.groups:
+        if out is None:
             await pending.wait_async()
-        out = await run_in_threadpool(pipeline.finish, pending)
+            # a few items' results are microseconds of work: no second trip to a thread for them
+            out = pipeline.finish(pending) if len(pending.items) <= 64 else \
+                await run_in_threadpool(pipeline.finish, pending)
         info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
         return out
 
@@ -416,7 +431,9 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         name = profile or pipeline.profiles.default
         if name not in pipeline.profiles.profiles:
             raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
-        req = await run_in_threadpool(parse_body, OpenRLHFRequest, await request.body())
+        body = await request.body()
+        req = parse_body(OpenRLHFRequest, body) if len(body) <= SMALL_BODY else \
+            await run_in_threadpool(parse_body, OpenRLHFRequest, body)
         n = group_size or req.group_size or settings.openrlhf_group_size
         score_req = await run_in_threadpool(openrlhf.to_request, req, name, n, pipeline.seat,
                                             settings.openrlhf_stop_tokens)

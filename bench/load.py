@@ -1,0 +1,281 @@
+"""Load: the reward server past its capacity, and the per-sample pattern's cost.
+
+1. Per-sample requests: veRL's and OpenRLHF's reward loops send each sample on its own (one
+   item per request, its GRPO group named by ``group_id``/``group_size``). 64 concurrent
+   clients send the math workload that way to a real server (``reward-server serve``, shipped
+   defaults); the in-process limit is the same items through ``ScoringPipeline`` in requests of
+   256 (whole groups). Reported: items/s each, their ratio, and the server's CPU per item (its
+   process and its rule workers).
+2. Overload: 64 and 512 concurrent clients, each sending GRPO groups (8 items per request) as
+   fast as they are answered for a fixed time, of open-ended items (the MiniLM surrogate; more
+   than it serves in its ``timeout_s``) and of math items (the rule workers). Reported: goodput
+   (items with a reward, per second), the share of items refused up front (503, or typed
+   ``overloaded``) and the share timed out after being accepted (``model_timeout``; the target
+   is 0), p50/p99 latency of answered requests, and ``/healthz`` latency from a probe on the
+   health port throughout (max and p99), plus the server's resident memory before and after.
+
+The clients are one asyncio process writing HTTP/1.1 on raw keep-alive connections, so that
+they take as little of the machine's CPU as possible from the server.
+
+    python -m bench.load [--seconds 20] [--json OUT] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bench.workloads import choice_groups, math_groups
+from devtools.servers import free_port, wait_until_up
+from harmo.protocol import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
+
+WORDS = ("the of a river mountain city light quickly green under over seven people answer because "
+         "therefore which water north south old new small large").split()
+# The open-ended workload's model, with a timeout short enough that a benchmark run overloads it.
+OPEN_PROFILES = """
+default: harmo
+models:
+  minilm: {kind: embedding, load: startup, compare: answer, confidence: 0.5, timeout_s: 10,
+           batch: {max_batch_size: 64, max_batch_tokens: 16384, max_wait_ms: 5}}
+profiles:
+  harmo:
+    weights: {accuracy: 1.0, format: 1.0, length: 1.0}
+    accuracy: {model: minilm, min_confidence: {text: 0.9}, unjudged: "null"}
+"""
+
+
+class ServerProcess:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port, self.health_port = free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(self.port), "--log-level", "warning",
+             *args], env={**os.environ, "HARMO_HEALTH_PORT": str(self.health_port), **(env or {})},
+            stderr=subprocess.DEVNULL)
+        wait_until_up(self.proc, f"http://127.0.0.1:{self.port}/readyz", 180)
+        self.ps = psutil.Process(self.proc.pid)
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the server and its live children (the rule workers)."""
+        total = 0.0
+        for p in [self.ps, *self.ps.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def rss_mb(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+class HealthProbe(threading.Thread):
+    """``/healthz`` on the health port every 100 ms: latencies, failures as infinite."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/healthz"
+        self.latencies: list[float] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as c:
+            while not self._halt.is_set():
+                t = time.perf_counter()
+                try:
+                    ok = c.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.latencies.append(time.perf_counter() - t if ok else float("inf"))
+                self._halt.wait(0.1)
+
+    def stop(self) -> dict:
+        self._halt.set()
+        self.join(15)
+        lat = sorted(self.latencies)
+        return {"probes": len(lat), "max_ms": lat[-1] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000}
+
+
+async def _post(port: int, conn: list, body: bytes) -> tuple[int, bytes, float]:
+    """One request on a kept-alive connection (``conn``: [reader, writer], reopened when closed)."""
+    head = (b"POST /score HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n\r\n")
+    t = time.perf_counter()
+    for attempt in range(2):
+        if not conn:
+            conn.extend(await asyncio.open_connection("127.0.0.1", port, limit=2**24))
+        reader, writer = conn
+        try:
+            writer.write(head + body)
+            await writer.drain()
+            raw = await reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            fields = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+            payload = await reader.readexactly(int(fields.get("content-length", "0")))
+            if fields.get("connection", "").lower() == "close":
+                writer.close()
+                conn.clear()
+            return status, payload, time.perf_counter() - t
+        except (ConnectionError, asyncio.IncompleteReadError):
+            writer.close()
+            conn.clear()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def per_sample(n_groups: int, clients: int = 64, workload=math_groups) -> dict:
+    items = [dict(it, id=f"{g}-{k}", group_id=f"g{g}", group_size=8)
+             for g, group in enumerate(workload(n_groups, seed=11)) for k, it in enumerate(group)]
+    warm = [dict(it, id=f"w{g}-{k}", group_id=f"w{g}") for g, group in enumerate(workload(16, seed=12))
+            for k, it in enumerate(group)]
+    with ScoringPipeline() as pipeline:
+        pipeline.score(ScoreRequest.model_validate({"items": warm, "cache": False}))
+        plain = [{k: v for k, v in it.items() if k != "group_size"} for it in items]
+        t = time.perf_counter()
+        for k in range(0, len(plain), 256):
+            pipeline.score(ScoreRequest.model_validate({"items": plain[k:k + 256], "cache": False}))
+        in_process = len(items) / (time.perf_counter() - t)
+
+    server = ServerProcess()
+    try:
+        bodies = [json.dumps({"items": [it], "cache": False}).encode() for it in items]
+
+        async def run(bodies: list[bytes]) -> list[int]:
+            queue = iter(bodies)
+            statuses: list[int] = []
+
+            async def one() -> None:
+                conn: list = []
+                for body in queue:
+                    statuses.append((await _post(server.port, conn, body))[0])
+            await asyncio.gather(*(one() for _ in range(clients)))
+            return statuses
+
+        asyncio.run(run([json.dumps({"items": [dict(it, group_id="w" + it["group_id"], group_size=8)],
+                                     "cache": False}).encode() for it in warm]))
+        cpu0, t = server.cpu_s(), time.perf_counter()
+        statuses = asyncio.run(run(bodies))
+        wall, cpu = time.perf_counter() - t, server.cpu_s() - cpu0
+    finally:
+        server.stop()
+    over_http = len(items) / wall
+    return {"workload": workload.__name__, "items": len(items), "clients": clients, "in_process_items_per_s": in_process,
+            "per_sample_items_per_s": over_http, "ratio": over_http / in_process,
+            "server_cpu_ms_per_item": cpu / len(items) * 1000, "non_200": sum(s != 200 for s in statuses)}
+
+
+def _open_group(rng: random.Random, tag: str) -> list[dict]:
+    reference = " ".join(rng.choice(WORDS) for _ in range(8))
+    return [{"id": f"{tag}-{k}", "reference": reference,
+             "response": " ".join(rng.choice(WORDS) for _ in range(rng.randint(150, 400)))} for k in range(8)]
+
+
+def _math_group(rng: random.Random, tag: str) -> list[dict]:
+    group = math_groups(1, seed=rng.randrange(10**9))[0]
+    return [dict(it, id=f"{tag}-{k}") for k, it in enumerate(group)]
+
+
+def overload(kind: str, clients: int, seconds: float) -> dict:
+    """``clients`` sending 8-item groups of ``kind`` for ``seconds``; see the module docstring."""
+    args: list[str] = []
+    tmp = None
+    if kind == "open":
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        tmp.write(OPEN_PROFILES)
+        tmp.close()
+        args = ["--profiles", tmp.name]
+    make = _open_group if kind == "open" else _math_group
+    server = ServerProcess(*args)
+    rss0 = server.rss_mb()
+    probe = HealthProbe(server.health_port)
+    probe.start()
+    counts = {"items": 0, "scored": 0, "refused": 0, "timed_out": 0, "other_null": 0}
+    latencies: list[float] = []
+    try:
+        async def run() -> None:
+            stop_at = time.perf_counter() + seconds
+
+            async def one(c: int) -> None:
+                rng, conn, n = random.Random(c), [], 0
+                while time.perf_counter() < stop_at:
+                    body = json.dumps({"items": make(rng, f"{c}-{n}"), "cache": False}).encode()
+                    n += 1
+                    status, payload, dt = await _post(server.port, conn, body)
+                    counts["items"] += 8
+                    if status == 503:
+                        counts["refused"] += 8
+                        await asyncio.sleep(min(1.0, rng.random()))  # a client backing off
+                        continue
+                    latencies.append(dt)
+                    for r in json.loads(payload)["results"]:
+                        codes = {e["code"] for e in r["errors"]}
+                        if "model_timeout" in codes:
+                            counts["timed_out"] += 1
+                        elif "overloaded" in codes:
+                            counts["refused"] += 1
+                        elif r["reward"] is None:
+                            counts["other_null"] += 1
+                        else:
+                            counts["scored"] += 1
+            await asyncio.gather(*(one(c) for c in range(clients)))
+
+        t = time.perf_counter()
+        asyncio.run(run())
+        wall = time.perf_counter() - t
+        rss1 = server.rss_mb()
+    finally:
+        health = probe.stop()
+        server.stop()
+        if tmp is not None:
+            Path(tmp.name).unlink()
+    lat = sorted(latencies)
+    n = counts["items"] or 1
+    return {"kind": kind, "clients": clients, "seconds": wall, **counts,
+            "goodput_items_per_s": counts["scored"] / wall, "refused_share": counts["refused"] / n,
+            "timed_out_share": counts["timed_out"] / n,
+            "p50_ms": statistics.median(lat) * 1000 if lat else None,
+            "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None,
+            "health": health, "rss_mb_before": rss0, "rss_mb_after": rss1}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20.0, help="per overload scenario")
+    ap.add_argument("--groups", type=int, default=128, help="GRPO groups of 8 for the per-sample part")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: tiny budgets (for CI)")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    seconds, groups = (3.0, 8) if args.quick else (args.seconds, args.groups)
+    out: dict = {"per_sample": per_sample(groups)}
+    print(json.dumps(out["per_sample"]), flush=True)
+    out["overload"] = []
+    for kind in ("open", "math"):
+        for clients in ((64,) if args.quick else (64, 512)):
+            row = overload(kind, clients, seconds)
+            print(json.dumps(row), flush=True)
+            out["overload"].append(row)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
