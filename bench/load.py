@@ -2,10 +2,12 @@
 
 1. Per-sample requests: veRL's and OpenRLHF's reward loops send each sample on its own (one
    item per request, its GRPO group named by ``group_id``/``group_size``). 64 concurrent
-   clients send the math workload that way to a real server (``reward-server serve``, shipped
-   defaults); the in-process limit is the same items through ``ScoringPipeline`` in requests of
-   256 (whole groups). Reported: items/s each, their ratio, and the server's CPU per item (its
-   process and its rule workers).
+   clients send a workload that way to a real server (``reward-server serve``, shipped
+   defaults); the in-process limit is the workload through ``ScoringPipeline`` in requests of
+   256 (whole groups; the median of three runs on items of other seeds, unseen by the workers).
+   Workloads: math, the default profile's mixed tasks, multiple choice (the cheapest rule).
+   Reported: items/s each, their ratio, and the server's CPU per item (its process and its rule
+   workers).
 2. Overload: 64 and 512 concurrent clients, each sending GRPO groups (8 items per request) as
    fast as they are answered for a fixed time, of open-ended items (the MiniLM surrogate; more
    than it serves in its ``timeout_s``) and of math items (the rule workers). Reported: goodput
@@ -13,6 +15,8 @@
    ``overloaded``) and the share timed out after being accepted (``model_timeout``; the target
    is 0), p50/p99 latency of answered requests, and ``/healthz`` latency from a probe on the
    health port throughout (max and p99), plus the server's resident memory before and after.
+3. Group expiry: 50,000 groups of 8 that each get one member, in 13 concurrent requests, with a
+   20 s group wait: the slowest request against the wait, and the probe's slowest answer.
 
 The clients are one asyncio process writing HTTP/1.1 on raw keep-alive connections, so that
 they take as little of the machine's CPU as possible from the server.
@@ -36,8 +40,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import uvloop
 
-from bench.workloads import choice_groups, math_groups
+from bench.workloads import choice_groups, math_groups, mixed_groups
 from devtools.servers import free_port, wait_until_up
 from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
@@ -113,7 +118,7 @@ class HealthProbe(threading.Thread):
         return {"probes": len(lat), "max_ms": lat[-1] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000}
 
 
-async def _post(port: int, conn: list, body: bytes) -> tuple[int, bytes, float]:
+async def _post(port: int, conn: list, body: bytes) -> tuple[int, bytes, float, dict[str, str]]:
     """One request on a kept-alive connection (``conn``: [reader, writer], reopened when closed)."""
     head = (b"POST /score HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
             + str(len(body)).encode() + b"\r\n\r\n")
@@ -133,7 +138,7 @@ async def _post(port: int, conn: list, body: bytes) -> tuple[int, bytes, float]:
             if fields.get("connection", "").lower() == "close":
                 writer.close()
                 conn.clear()
-            return status, payload, time.perf_counter() - t
+            return status, payload, time.perf_counter() - t, fields
         except (ConnectionError, asyncio.IncompleteReadError):
             writer.close()
             conn.clear()
@@ -149,11 +154,15 @@ def per_sample(n_groups: int, clients: int = 64, workload=math_groups) -> dict:
             for k, it in enumerate(group)]
     with ScoringPipeline() as pipeline:
         pipeline.score(ScoreRequest.model_validate({"items": warm, "cache": False}))
-        plain = [{k: v for k, v in it.items() if k != "group_size"} for it in items]
-        t = time.perf_counter()
-        for k in range(0, len(plain), 256):
-            pipeline.score(ScoreRequest.model_validate({"items": plain[k:k + 256], "cache": False}))
-        in_process = len(items) / (time.perf_counter() - t)
+        rates = []
+        for seed in (21, 22, 23):  # items the workers have not seen (they keep parses), the median of three
+            fresh = [dict(it, id=f"{seed}-{g}-{k}", group_id=f"s{seed}-{g}")
+                     for g, group in enumerate(workload(n_groups, seed=seed)) for k, it in enumerate(group)]
+            t = time.perf_counter()
+            for k in range(0, len(fresh), 256):
+                pipeline.score(ScoreRequest.model_validate({"items": fresh[k:k + 256], "cache": False}))
+            rates.append(len(fresh) / (time.perf_counter() - t))
+        in_process = statistics.median(rates)
 
     server = ServerProcess()
     try:
@@ -170,23 +179,28 @@ def per_sample(n_groups: int, clients: int = 64, workload=math_groups) -> dict:
             await asyncio.gather(*(one() for _ in range(clients)))
             return statuses
 
-        asyncio.run(run([json.dumps({"items": [dict(it, group_id="w" + it["group_id"], group_size=8)],
+        uvloop.run(run([json.dumps({"items": [dict(it, group_id="w" + it["group_id"], group_size=8)],
                                      "cache": False}).encode() for it in warm]))
         cpu0, t = server.cpu_s(), time.perf_counter()
-        statuses = asyncio.run(run(bodies))
+        statuses = uvloop.run(run(bodies))
         wall, cpu = time.perf_counter() - t, server.cpu_s() - cpu0
     finally:
         server.stop()
     over_http = len(items) / wall
-    return {"workload": workload.__name__, "items": len(items), "clients": clients, "in_process_items_per_s": in_process,
-            "per_sample_items_per_s": over_http, "ratio": over_http / in_process,
+    return {"workload": workload.__name__, "items": len(items), "clients": clients,
+            "in_process_items_per_s": in_process, "per_sample_items_per_s": over_http, "ratio": over_http / in_process,
             "server_cpu_ms_per_item": cpu / len(items) * 1000, "non_200": sum(s != 200 for s in statuses)}
 
 
+_TEXTS = [" ".join(random.Random(k).choice(WORDS) for _ in range(random.Random(k).randint(150, 400)))
+          for k in range(64)]
+
+
 def _open_group(rng: random.Random, tag: str) -> list[dict]:
+    # texts made once, each with a prefix of its own: no two items of a run are the same text
     reference = " ".join(rng.choice(WORDS) for _ in range(8))
-    return [{"id": f"{tag}-{k}", "reference": reference,
-             "response": " ".join(rng.choice(WORDS) for _ in range(rng.randint(150, 400)))} for k in range(8)]
+    return [{"id": f"{tag}-{k}", "reference": reference, "response": f"{tag}-{k} " + rng.choice(_TEXTS)}
+            for k in range(8)]
 
 
 def _math_group(rng: random.Random, tag: str) -> list[dict]:
@@ -219,11 +233,12 @@ def overload(kind: str, clients: int, seconds: float) -> dict:
                 while time.perf_counter() < stop_at:
                     body = json.dumps({"items": make(rng, f"{c}-{n}"), "cache": False}).encode()
                     n += 1
-                    status, payload, dt = await _post(server.port, conn, body)
+                    status, payload, dt, fields = await _post(server.port, conn, body)
                     counts["items"] += 8
                     if status == 503:
                         counts["refused"] += 8
-                        await asyncio.sleep(min(1.0, rng.random()))  # a client backing off
+                        # as the reward clients do: back off as Retry-After says, with jitter
+                        await asyncio.sleep(float(fields.get("retry-after", "1")) * (0.5 + rng.random()))
                         continue
                     latencies.append(dt)
                     for r in json.loads(payload)["results"]:
@@ -239,7 +254,7 @@ def overload(kind: str, clients: int, seconds: float) -> dict:
             await asyncio.gather(*(one(c) for c in range(clients)))
 
         t = time.perf_counter()
-        asyncio.run(run())
+        uvloop.run(run())
         wall = time.perf_counter() - t
         rss1 = server.rss_mb()
     finally:
@@ -257,6 +272,33 @@ def overload(kind: str, clients: int, seconds: float) -> dict:
             "health": health, "rss_mb_before": rss0, "rss_mb_after": rss1}
 
 
+def expiry(n_groups: int = 50_000, requests: int = 13, wait_s: float = 20.0) -> dict:
+    """``n_groups`` groups of 8 that each get one member, in ``requests`` concurrent requests:
+    every group is closed at its deadline. Reported: the slowest request against the group wait,
+    and the probe's slowest answer meanwhile."""
+    server = ServerProcess(env={"HARMO_GROUP_WAIT_S": str(wait_s)})
+    probe = HealthProbe(server.health_port)
+    probe.start()
+    per = n_groups // requests
+    bodies = [json.dumps({"cache": False, "items": [
+        {"id": "0", "group_id": f"r{r}-g{k}", "group_size": 8, "task": "choice", "choices": ["A", "B", "C", "D"],
+         "reference": "B", "response": "<think>it is B</think><answer>B</answer>"} for k in range(per)]}).encode()
+        for r in range(requests)]
+    try:
+        async def run() -> list[float]:
+            async def one(body: bytes) -> float:
+                status, payload, dt, _ = await _post(server.port, [], body)
+                assert status == 200, payload[:200]
+                return dt
+            return list(await asyncio.gather(*(one(b) for b in bodies)))
+        times = uvloop.run(run())
+    finally:
+        health = probe.stop()
+        server.stop()
+    return {"groups": per * requests, "requests": requests, "wait_s": wait_s, "slowest_s": max(times),
+            "slowest_vs_wait": max(times) / wait_s, "health": health}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0, help="per overload scenario")
@@ -265,14 +307,19 @@ def main() -> None:
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     seconds, groups = (3.0, 8) if args.quick else (args.seconds, args.groups)
-    out: dict = {"per_sample": per_sample(groups)}
-    print(json.dumps(out["per_sample"]), flush=True)
+    out: dict = {"per_sample": []}
+    for workload, n in ((math_groups, groups), (mixed_groups, groups // 2), (choice_groups, groups * 4)):
+        row = per_sample(max(n, 4), workload=workload)
+        print(json.dumps(row), flush=True)
+        out["per_sample"].append(row)
     out["overload"] = []
     for kind in ("open", "math"):
         for clients in ((64,) if args.quick else (64, 512)):
             row = overload(kind, clients, seconds)
             print(json.dumps(row), flush=True)
             out["overload"].append(row)
+    out["expiry"] = expiry(2_000, 13, 3.0) if args.quick else expiry()
+    print(json.dumps(out["expiry"]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

@@ -50,7 +50,9 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -
     && chown harmo /models /config
 USER 10001
 WORKDIR /home/harmo
-EXPOSE 8000
+# 8001: the probes' own port (HARMO_HEALTH_PORT), out of reach of what floods 8000
+ENV HARMO_HEALTH_PORT=8001
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["reward-server", "healthcheck"]
 ENTRYPOINT ["reward-server", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
@@ -68,6 +70,8 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -
     && chown harmo /models /config
 USER 10001
 WORKDIR /home/harmo
-EXPOSE 8000
+# 8001: the probes' own port (HARMO_HEALTH_PORT), out of reach of what floods 8000
+ENV HARMO_HEALTH_PORT=8001
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 CMD ["reward-server", "healthcheck"]
 ENTRYPOINT ["reward-server", "serve", "--host", "0.0.0.0", "--port", "8000"]

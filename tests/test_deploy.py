@@ -151,6 +151,13 @@ def test_manifests_wire_the_services_together():
         probes = pod["spec"]["containers"][0]
         assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        # the probes (and Prometheus) use the health port, which a flood of the service port cannot fill
+        env_ports = {e["name"]: e.get("value") for e in probes["env"]}
+        health = {p["name"]: p["containerPort"] for p in probes["ports"]}["health"]
+        assert env_ports["HARMO_HEALTH_PORT"] == str(health)
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            assert probes[probe]["httpGet"]["port"] == "health"
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(health)
         # the GPU profile (or, on a single-GPU cluster, the CPU image and the embedded profiles:
         # its one GPU trains), its models pulled by an init container onto the shared model volume
         gpu = overlay != "dev-single-gpu"

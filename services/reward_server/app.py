@@ -1,7 +1,9 @@
 """The HTTP layer: a thin FastAPI app over ``ScoringPipeline``."""
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import gc
 import hmac
 import json
 import logging
@@ -212,6 +214,7 @@ M = TypeVar("M", bound=BaseModel)
 # A body up to this size is read and its answer written on the event loop (tens of microseconds:
 # a trip to a thread costs more); a larger one in the thread pool, so the loop never stalls on it.
 SMALL_BODY = 256 * 1024
+BIG_REQUEST = 64  # items: past this, a request is scored with at most one other such at a time
 
 
 def _this_server(schema: dict[str, Any], profiles: dict[str, Any], settings: Settings) -> None:
@@ -304,6 +307,10 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         # batchers; the thread pool bounds how many are in flight.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_threads
         state["pipeline"] = pipeline or ScoringPipeline(settings)
+        # What start-up built (modules, profiles, models loaded so far) lives as long as the
+        # process: out of the collector's reach, a full collection walks only what requests made,
+        # so it never stalls every thread for a second on a large heap.
+        gc.freeze()
         try:
             yield
         finally:
@@ -344,6 +351,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
 
     app.openapi = openapi  # type: ignore[method-assign]
     trim = _Trim()
+    big_requests = asyncio.Semaphore(2)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(ApiKeys, keys=settings.keys())
@@ -405,7 +413,13 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
             return pending, None if pending.groups else pipeline.finish(pending)
 
         try:
-            pending, out = await run_in_threadpool(run)
+            if len(req.items) > BIG_REQUEST:
+                # A large request is CPU-bound work that batches within itself: a few at a time
+                # score as fast as many, and leave the event loop its share of the GIL.
+                async with big_requests:
+                    pending, out = await run_in_threadpool(run)
+            else:
+                pending, out = await run_in_threadpool(run)
         except (UnknownProfile, BadItem) as exc:
             raise HTTPException(422, str(exc)) from None
         except (QueueFull, ModelNotReady) as exc:

@@ -13,8 +13,10 @@ only orchestrates; the work is done by the stages (``stages/``), in their order:
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -58,8 +60,23 @@ class Pending:
     groups: list[tuple[Ticket, list[Item]]]
 
     async def wait_async(self) -> None:
+        """Until every group is done: one wake-up of the event loop for the request, however many
+        groups it joined (thousands of groups closing at once must not flood the loop)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        left = [len(self.groups)]
+        lock = threading.Lock()
+
+        def one_done() -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
         for g, _ in self.groups:
-            await g.wait_async()
+            g.on_done(one_done)
+        await done
 
 
 @contextmanager
@@ -144,6 +161,8 @@ class ScoringPipeline:
         for it in live:
             if "accuracy" in it.profile.components:
                 it.task = route(it.item, it.profile.accuracy.routing)
+        for model in self._models_needed(live):
+            self.models.refuse_if_saturated(model)  # before any work, not after the rules ran
         if request.cache:
             with _timed("cache_read"):
                 self._cache_read(live)
@@ -227,6 +246,18 @@ class ScoringPipeline:
                     it.check = Check(0.0, "error", 0.0, None, ("internal", message))
                 else:
                     it.error(stage.error_component or (stage.components or (stage.name,))[0], "internal", message)
+
+    def _models_needed(self, items: list[Item]) -> set[str]:
+        """The models some item will certainly be sent to (open-ended items, model components)."""
+        needed: set[str] = set()
+        for it in items:
+            p = it.profile
+            needed.update(p.model_components)
+            model = p.accuracy.model
+            if model and it.task == "open" and "accuracy" in p.components and \
+                    (it.item.references() or not self.models.backend(model).needs_reference):
+                needed.add(model)
+        return needed
 
     def _profile_for(self, requested: str | None, item: ScoreItem) -> Profile:
         if requested is not None:

@@ -59,10 +59,11 @@ class Ticket:
     async def wait_async(self) -> None:
         loop = asyncio.get_running_loop()
         ev = asyncio.Event()
-        self._on_done(lambda: loop.call_soon_threadsafe(ev.set))
+        self.on_done(lambda: loop.call_soon_threadsafe(ev.set))
         await ev.wait()
 
-    def _on_done(self, fn: Callable[[], None]) -> None:
+    def on_done(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` (from whichever thread resolves the ticket) once it is done."""
         with self._lock:
             if not self._event.is_set():
                 self._callbacks.append(fn)

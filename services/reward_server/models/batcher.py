@@ -106,15 +106,18 @@ class DynamicBatcher:
         self._thread.start()
 
     # -- callers -------------------------------------------------------------------
-    def submit(self, payloads: Sequence[Any], deadline: float | None = None) -> list[Future]:
-        """Queue payloads; ``deadline`` (``time.monotonic()``) is when the caller stops waiting.
+    def submit(self, payloads: Sequence[Any], deadline: float | None = None,
+               give_up: float | None = None) -> list[Future]:
+        """Queue payloads; ``deadline`` (``time.monotonic()``) is when the caller wants them done,
+        ``give_up`` when it stops waiting (default: the deadline).
         With a deadline and a known throughput, work that could not be done by then is refused
         here (see the module docstring): ``QueueFull`` for the whole call when it would fit
         alone but not behind the queue, ``Overloaded`` on the futures of the items past what
-        fits at all. Items still queued at the deadline are dropped (their futures fail with
-        ``Expired``), as are items whose futures the caller cancelled, so the model never works
+        fits at all. Items still queued when the caller gives up are dropped (their futures fail
+        with ``Expired``), as are items whose futures the caller cancelled, so the model never works
         for nobody."""
-        items = [_Item(p, max(1, int(self._cost(p))), deadline) for p in payloads]
+        items = [_Item(p, max(1, int(self._cost(p))), give_up if give_up is not None else deadline)
+                 for p in payloads]
         refused: list[_Item] = []
         with self._cond:
             if self._closed:
@@ -157,6 +160,15 @@ class DynamicBatcher:
             if took > room and not (n == 0 and self._queued_cost == 0):
                 return items[:n], items[n:]
         return items, []
+    def saturated(self, deadline: float) -> float | None:
+        """The time the queue needs to drain, if nothing more could be admitted for ``deadline``."""
+        with self._cond:
+            if not self.rate or not self._queued_cost:
+                return None
+            backlog_s = self._queued_cost / self.rate
+            budget = (deadline - time.monotonic()) * self.headroom - self.max_wait_s
+            return max(1.0, backlog_s) if backlog_s >= budget else None
+
     def _retry_after(self) -> float:
         # How long the current queue takes to drain at the recent throughput.
         return max(1.0, self._queued_cost / self.rate) if self.rate else 1.0

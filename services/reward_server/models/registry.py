@@ -6,6 +6,7 @@ says when they are all ready); ``lazy`` ones load on first use. Scores are reque
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -64,7 +65,11 @@ class ModelRegistry:
         """Load the start-up models in the background."""
         eager = [n for n, s in self._slots.items() if s.backend.config.load == "startup"]
         if eager:
-            threading.Thread(target=lambda: [self._load(n) for n in eager], name="model-load", daemon=True).start()
+            def load() -> None:
+                for n in eager:
+                    self._load(n)
+                gc.freeze()  # the weights and their modules live as long as the process (app.py)
+            threading.Thread(target=load, name="model-load", daemon=True).start()
 
     def _load(self, name: str) -> _Slot:
         slot = self._slots[name]
@@ -125,9 +130,11 @@ class ModelRegistry:
     def backend(self, name: str) -> Backend:
         return self._slots[name].backend
 
-    def submit(self, name: str, inputs: list[ModelInput], deadline: float | None = None) -> list[Future]:
-        """Queue inputs for a model, to be scored before ``deadline`` (``time.monotonic()``) or
-        dropped; raises ModelNotReady or QueueFull."""
+    def submit(self, name: str, inputs: list[ModelInput], deadline: float | None = None,
+               give_up: float | None = None) -> list[Future]:
+        """Queue inputs for a model, admitted if they can be scored before ``deadline``
+        (``time.monotonic()``), dropped if still queued at ``give_up`` (default: the deadline);
+        raises ModelNotReady or QueueFull (``DynamicBatcher.submit``)."""
         slot = self._slots[name]
         if not slot.loaded.is_set():
             if slot.backend.config.load == "lazy":
@@ -136,7 +143,16 @@ class ModelRegistry:
                 raise ModelNotReady(name, "still loading")
         if slot.batcher is None:
             raise ModelNotReady(name, slot.state.error or "failed to load", retry_after_s=60)
-        return slot.batcher.submit(inputs, deadline)
+        return slot.batcher.submit(inputs, deadline, give_up)
+
+    def refuse_if_saturated(self, name: str) -> None:
+        """QueueFull now if the model could admit nothing more: a request that needs it is
+        refused before any of its work is done."""
+        slot = self._slots[name]
+        if slot.batcher is not None:
+            wait = slot.batcher.saturated(time.monotonic() + slot.backend.config.timeout_s)
+            if wait is not None:
+                raise QueueFull(name, wait)
 
     def status(self) -> dict[str, dict]:
         out = {}

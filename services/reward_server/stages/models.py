@@ -81,20 +81,24 @@ class ModelStage(Stage):
         for model, entries in wanted.items():
             inputs = [model_input(it.item) for it, _ in entries.values()]
             # One deadline per model for the whole request (never one per item: a stuck model
-            # must not make a 512-item request wait 512 timeouts); the batcher drops what is
-            # still queued when it passes.
-            deadline = time.monotonic() + models.backend(model).config.timeout_s
-            # QueueFull and ModelNotReady propagate: the whole request is answered 503.
-            futures = models.submit(model, inputs, deadline)
-            pending.append((model, list(entries.values()), futures, deadline))
-        for model, entries, futures, deadline in pending:
+            # must not make a 512-item request wait 512 timeouts). Admission plans the work to be
+            # done within timeout_s; what it admitted is waited for up to twice that (its
+            # estimate is an estimate), and only a stuck model lets that pass: then the batcher
+            # drops what is still queued, and the items time out.
             timeout_s = models.backend(model).config.timeout_s
+            now = time.monotonic()
+            # QueueFull and ModelNotReady propagate: the whole request is answered 503.
+            futures = models.submit(model, inputs, now + timeout_s, give_up=now + 2 * timeout_s)
+            pending.append((model, list(entries.values()), futures, now + 2 * timeout_s))
+        for model, entries, futures, deadline in pending:
+            timeout_s = 2 * models.backend(model).config.timeout_s
             for (it, purposes), fut in zip(entries, futures):
                 try:
                     out: ModelOutput = fut.result(timeout=max(0.0, deadline - time.monotonic()))
                 except (FutureTimeout, TimeoutError):  # distinct types before Python 3.11
                     fut.cancel()
-                    out = ModelOutput(error=("model_timeout", f"model {model!r} gave no score within {timeout_s:g}s"))
+                    out = ModelOutput(error=("model_timeout", f"model {model!r} gave no score within {timeout_s:g}s "
+                                                              "(twice its timeout_s)"))
                 except Overloaded as exc:  # refused at submission: never started
                     out = ModelOutput(error=("overloaded", str(exc)))
                 except Exception as exc:  # noqa: BLE001 - a failed batch fails its items only
