@@ -17,6 +17,8 @@
    health port throughout (max and p99), plus the server's resident memory before and after.
 3. Group expiry: 50,000 groups of 8 that each get one member, in 13 concurrent requests, with a
    20 s group wait: the slowest request against the wait, and the probe's slowest answer.
+4. A big body: one request of 4,096 math items with long reasoning (235 MB): its time, its
+   verdicts, the probe's slowest answer, and the server's memory before and after.
 
 The clients are one asyncio process writing HTTP/1.1 on raw keep-alive connections, so that
 they take as little of the machine's CPU as possible from the server.
@@ -299,6 +301,33 @@ def expiry(n_groups: int = 50_000, requests: int = 13, wait_s: float = 20.0) -> 
             "slowest_vs_wait": max(times) / wait_s, "health": health}
 
 
+def big_body(items: int = 4096, steps: int = 11_500) -> dict:
+    """One request of ``items`` math items with long reasoning (235 MB at the defaults): the
+    time, every verdict, the probe's slowest answer, and the server's memory before and after."""
+    server = ServerProcess()
+    probe = HealthProbe(server.health_port)
+    probe.start()
+    body = json.dumps({"cache": False, "items": [
+        {"id": str(i), "reference": str(i % 97 + (i % 2)),
+         "response": "<think>" + "step " * steps + f"</think><answer>\\boxed{{{i % 97}}}</answer>"}
+        for i in range(items)]}).encode()
+    rss0 = server.rss_mb()
+    try:
+        t = time.perf_counter()
+        r = httpx.post(f"http://127.0.0.1:{server.port}/score", content=body,
+                       headers={"content-type": "application/json"}, timeout=600)
+        wall = time.perf_counter() - t
+        results = r.json()["results"]
+        time.sleep(2)  # the memory handed back after the answer
+        rss1 = server.rss_mb()
+    finally:
+        health = probe.stop()
+        server.stop()
+    right = sum(x["accuracy"]["verdict"] == ("correct" if i % 2 == 0 else "incorrect") for i, x in enumerate(results))
+    return {"body_mb": len(body) / 1e6, "items": items, "seconds": wall, "verdicts_right": right,
+            "rss_mb_before": rss0, "rss_mb_after": rss1, "health": health}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0, help="per overload scenario")
@@ -320,6 +349,8 @@ def main() -> None:
             out["overload"].append(row)
     out["expiry"] = expiry(2_000, 13, 3.0) if args.quick else expiry()
     print(json.dumps(out["expiry"]), flush=True)
+    out["big_body"] = big_body(256, 500) if args.quick else big_body()
+    print(json.dumps(out["big_body"]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 
