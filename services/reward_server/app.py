@@ -36,6 +36,7 @@ from .limits import images_of
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
 from .pipeline import BadItem, Pending, ScoringPipeline, UnknownProfile
+from .rewards.registry import tasks
 from .settings import Settings
 
 
@@ -220,8 +221,6 @@ BIG_REQUEST = 64  # items: past this, a request is scored with at most one other
 def _this_server(schema: dict[str, Any], profiles: dict[str, Any], settings: Settings) -> None:
     """What this server takes, in its schema: its profiles, its verifiers' task names, its item
     limit. A request the schema allows is then one the server takes."""
-    from .rewards.registry import tasks
-
     defs = schema["components"]["schemas"]
     names = sorted(profiles)
     defs["ScoreItem"]["properties"]["task"] = {**defs["ScoreItem"]["properties"]["task"], "enum": sorted(tasks())}
@@ -236,7 +235,8 @@ def _this_server(schema: dict[str, Any], profiles: dict[str, Any], settings: Set
 
 def parse_body(model: type[M], body: bytes) -> M:
     """A request body as ``model``, as FastAPI would read it (the same 400s and 422s), but called
-    off the event loop: reading and validating a body of hundreds of MB takes seconds of CPU."""
+    by the endpoint itself, so that a large body is read in the thread pool: reading and
+    validating hundreds of MB takes seconds of CPU that the event loop must not spend."""
     try:
         data = json.loads(body)
     except UnicodeDecodeError as exc:
