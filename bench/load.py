@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -45,25 +44,12 @@ import psutil
 import uvloop
 
 from bench.workloads import choice_groups, math_groups, mixed_groups
-from devtools.servers import free_port, wait_until_up
+from devtools.servers import HealthProbe, free_port, minilm_profiles, wait_until_up
 from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
 
 WORDS = ("the of a river mountain city light quickly green under over seven people answer because "
          "therefore which water north south old new small large").split()
-# The open-ended workload's model, with a timeout short enough that a benchmark run overloads it.
-OPEN_PROFILES = """
-default: harmo
-models:
-  minilm: {kind: embedding, load: startup, compare: answer, confidence: 0.5, timeout_s: 10,
-           batch: {max_batch_size: 64, max_batch_tokens: 16384, max_wait_ms: 5}}
-profiles:
-  harmo:
-    weights: {accuracy: 1.0, format: 1.0, length: 1.0}
-    accuracy: {model: minilm, min_confidence: {text: 0.9}, unjudged: "null"}
-"""
-
-
 class ServerProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.port, self.health_port = free_port(), free_port()
@@ -91,33 +77,6 @@ class ServerProcess:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
-
-
-class HealthProbe(threading.Thread):
-    """``/healthz`` on the health port every 100 ms: latencies, failures as infinite."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.url = f"http://127.0.0.1:{port}/healthz"
-        self.latencies: list[float] = []
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as c:
-            while not self._halt.is_set():
-                t = time.perf_counter()
-                try:
-                    ok = c.get(self.url).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.latencies.append(time.perf_counter() - t if ok else float("inf"))
-                self._halt.wait(0.1)
-
-    def stop(self) -> dict:
-        self._halt.set()
-        self.join(15)
-        lat = sorted(self.latencies)
-        return {"probes": len(lat), "max_ms": lat[-1] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000}
 
 
 async def _post(port: int, conn: list, body: bytes) -> tuple[int, bytes, float, dict[str, str]]:
@@ -194,8 +153,11 @@ def per_sample(n_groups: int, clients: int = 64, workload=math_groups) -> dict:
             "server_cpu_ms_per_item": cpu / len(items) * 1000, "non_200": sum(s != 200 for s in statuses)}
 
 
-_TEXTS = [" ".join(random.Random(k).choice(WORDS) for _ in range(random.Random(k).randint(150, 400)))
-          for k in range(64)]
+def _text(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(150, 400)))
+
+
+_TEXTS = [_text(random.Random(k)) for k in range(64)]
 
 
 def _open_group(rng: random.Random, tag: str) -> list[dict]:
@@ -216,13 +178,13 @@ def overload(kind: str, clients: int, seconds: float) -> dict:
     tmp = None
     if kind == "open":
         tmp = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-        tmp.write(OPEN_PROFILES)
+        tmp.write(minilm_profiles(timeout_s=10))  # a timeout short enough for a run to overload it
         tmp.close()
         args = ["--profiles", tmp.name]
     make = _open_group if kind == "open" else _math_group
     server = ServerProcess(*args)
     rss0 = server.rss_mb()
-    probe = HealthProbe(server.health_port)
+    probe = HealthProbe(f"http://127.0.0.1:{server.health_port}", every_s=0.1)
     probe.start()
     counts = {"items": 0, "scored": 0, "refused": 0, "timed_out": 0, "other_null": 0}
     latencies: list[float] = []
@@ -279,7 +241,7 @@ def expiry(n_groups: int = 50_000, requests: int = 13, wait_s: float = 20.0) -> 
     every group is closed at its deadline. Reported: the slowest request against the group wait,
     and the probe's slowest answer meanwhile."""
     server = ServerProcess(env={"HARMO_GROUP_WAIT_S": str(wait_s)})
-    probe = HealthProbe(server.health_port)
+    probe = HealthProbe(f"http://127.0.0.1:{server.health_port}", every_s=0.1)
     probe.start()
     per = n_groups // requests
     bodies = [json.dumps({"cache": False, "items": [
@@ -305,7 +267,7 @@ def big_body(items: int = 4096, steps: int = 11_500) -> dict:
     """One request of ``items`` math items with long reasoning (235 MB at the defaults): the
     time, every verdict, the probe's slowest answer, and the server's memory before and after."""
     server = ServerProcess()
-    probe = HealthProbe(server.health_port)
+    probe = HealthProbe(f"http://127.0.0.1:{server.health_port}", every_s=0.1)
     probe.start()
     body = json.dumps({"cache": False, "items": [
         {"id": str(i), "reference": str(i % 97 + (i % 2)),

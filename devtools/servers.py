@@ -1,12 +1,14 @@
 """Real ``reward-server serve`` processes on loopback ports, for the tests and the benchmarks."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +44,61 @@ def wait_until_up(proc: subprocess.Popen, url: str, timeout_s: float, ok=(200,))
         time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"{proc.args[:3]} did not answer at {url} within {timeout_s:g}s")
+
+
+def minilm_profiles(timeout_s: float) -> str:
+    """The shipped profile's hybrid accuracy with the MiniLM surrogate's timeout set: a profiles
+    file under which open-ended work can be made more than the model serves in time."""
+    return f"""
+default: harmo
+models:
+  minilm: {{kind: embedding, load: startup, compare: answer, confidence: 0.5, timeout_s: {timeout_s},
+           batch: {{max_batch_size: 64, max_batch_tokens: 16384, max_wait_ms: 5}}}}
+profiles:
+  harmo:
+    weights: {{accuracy: 1.0, format: 1.0, length: 1.0}}
+    accuracy: {{model: minilm, min_confidence: {{text: 0.9}}, unjudged: "null"}}
+"""
+
+
+class HealthProbe(threading.Thread):
+    """``/healthz`` every ``every_s`` from a thread of its own: each answer's latency (a failure
+    counts as infinitely slow, and is kept)."""
+
+    def __init__(self, url: str, every_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.url = f"{url}/healthz"
+        self.every_s = every_s
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self._halt = threading.Event()
+
+    @property
+    def probes(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def slowest(self) -> float:
+        return max(self.latencies, default=0.0)
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._halt.is_set():
+                t = time.perf_counter()
+                try:
+                    ok = client.get(self.url).status_code == 200
+                except httpx.HTTPError as exc:
+                    ok = False
+                    self.failures.append(repr(exc))
+                self.latencies.append(time.perf_counter() - t if ok else math.inf)
+                self._halt.wait(self.every_s)
+
+    def stop(self) -> dict:
+        """Stop probing; the number of probes, the slowest and the 99th percentile in ms."""
+        self._halt.set()
+        self.join(15)
+        lat = sorted(self.latencies) or [0.0]
+        return {"probes": self.probes, "max_ms": lat[-1] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000}
 
 
 class Server:

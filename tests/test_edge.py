@@ -14,27 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from devtools.servers import free_port
+from devtools.servers import HealthProbe, free_port, minilm_profiles
 from tests.conftest import Server
-from tests.test_hostile_corpus import HEALTH_BOUND_S, HealthProbe
+from tests.test_hostile_corpus import HEALTH_BOUND_S
 
 CAP, RESERVE = 48, 4
-PROFILES = """
-default: harmo
-models:
-  minilm: {kind: embedding, load: startup, compare: answer, confidence: 0.5, timeout_s: 4,
-           batch: {max_batch_size: 64, max_batch_tokens: 16384, max_wait_ms: 5}}
-profiles:
-  harmo:
-    weights: {accuracy: 1.0, format: 1.0, length: 1.0}
-    accuracy: {model: minilm, min_confidence: {text: 0.9}, unjudged: "null"}
-"""
 
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     path = tmp_path_factory.mktemp("edge") / "profiles.yaml"
-    path.write_text(PROFILES)
+    path.write_text(minilm_profiles(timeout_s=4))
     health = free_port()
     s = Server("--profiles", str(path), env={
         "HARMO_HEADER_TIMEOUT_S": "1.5", "HARMO_BODY_TIMEOUT_S": "2", "HARMO_MAX_CONNECTIONS": str(CAP),

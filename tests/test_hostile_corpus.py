@@ -5,47 +5,17 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 
 import httpx
 import pytest
 
+from devtools.servers import HealthProbe
 from tests.conftest import Server
 from tests.hostile_corpus import NEIGHBOUR_REWARD, Case, corpus
 
 CASES = corpus()
 HEALTH_BOUND_S = 0.5
-
-
-class HealthProbe(threading.Thread):
-    """``/healthz`` every 50 ms; the slowest answer (a failure counts as infinitely slow)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = f"{url}/healthz"
-        self.slowest = 0.0
-        self.probes = 0
-        self.failures: list[str] = []
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=5) as client:
-            while not self._halt.is_set():
-                t = time.perf_counter()
-                try:
-                    ok = client.get(self.url).status_code == 200
-                except httpx.HTTPError as exc:
-                    ok = False
-                    self.failures.append(repr(exc))
-                dt = time.perf_counter() - t
-                self.slowest = max(self.slowest, dt if ok else math.inf)
-                self.probes += 1
-                self._halt.wait(0.05)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(10)
 
 
 @pytest.fixture(scope="module")
