@@ -19,6 +19,8 @@
    20 s group wait: the slowest request against the wait, and the probe's slowest answer.
 4. A big body: one request of 4,096 math items with long reasoning (235 MB): its time, its
    verdicts, the probe's slowest answer, and the server's memory before and after.
+5. Slow clients: 1,500 connections sending a request a byte every 5 s to a server limited to
+   1,024 open files: how each connection ended, probes on both ports, the most open files.
 
 The clients are one asyncio process writing HTTP/1.1 on raw keep-alive connections, so that
 they take as little of the machine's CPU as possible from the server.
@@ -32,6 +34,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,12 +54,17 @@ from harmo.server.pipeline import ScoringPipeline
 WORDS = ("the of a river mountain city light quickly green under over seven people answer because "
          "therefore which water north south old new small large").split()
 class ServerProcess:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, open_files: int | None = None) -> None:
         self.port, self.health_port = free_port(), free_port()
+
+        def limit() -> None:  # in the child: its open-file limit, soft and hard
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(self.port), "--log-level", "warning",
              *args], env={**os.environ, "HARMO_HEALTH_PORT": str(self.health_port), **(env or {})},
-            stderr=subprocess.DEVNULL)
+            stderr=subprocess.DEVNULL, preexec_fn=limit)
         wait_until_up(self.proc, f"http://127.0.0.1:{self.port}/readyz", 180)
         self.ps = psutil.Process(self.proc.pid)
 
@@ -290,6 +298,62 @@ def big_body(items: int = 4096, steps: int = 11_500) -> dict:
             "rss_mb_before": rss0, "rss_mb_after": rss1, "health": health}
 
 
+def slow_clients(n: int = 1500, open_files: int = 1024, seconds: float = 30.0) -> dict:
+    """``n`` connections that send a request one byte every 5 s to a server whose open-file limit
+    is ``open_files``, with probes on the service port and on the health port meanwhile: how
+    each connection ended, the probes' answers, the server's most open files."""
+    server = ServerProcess(open_files=open_files)
+    service = HealthProbe(f"http://127.0.0.1:{server.port}", every_s=0.1)
+    health = HealthProbe(f"http://127.0.0.1:{server.health_port}", every_s=0.1)
+    ends = {"408": 0, "503": 0, "reset": 0, "open at the end": 0}
+    most_fds = 0
+
+    async def one(stop_at: float) -> None:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        except OSError:
+            ends["reset"] += 1
+            return
+        request = b"POST /score HTTP/1.1\r\nHost: bench\r\nContent-Length: 10\r\n\r\n{}"
+        try:
+            for byte in request:
+                writer.write(bytes([byte]))
+                try:
+                    wait = max(0.0, min(5.0, stop_at - time.perf_counter()))
+                    got = await asyncio.wait_for(reader.read(200), timeout=wait)
+                except asyncio.TimeoutError:
+                    if time.perf_counter() >= stop_at:
+                        ends["open at the end"] += 1
+                        return
+                    continue
+                ends["408" if got.startswith(b"HTTP/1.1 408") else "503" if got.startswith(b"HTTP/1.1 503")
+                     else "reset"] += 1
+                return
+        except OSError:
+            ends["reset"] += 1
+        finally:
+            writer.close()
+
+    async def run() -> None:
+        nonlocal most_fds
+        stop_at = time.perf_counter() + seconds
+        tasks = [asyncio.ensure_future(one(stop_at)) for _ in range(n)]
+        while not all(t.done() for t in tasks):
+            most_fds = max(most_fds, server.ps.num_fds())
+            await asyncio.sleep(0.5)
+
+    service.start()
+    health.start()
+    try:
+        uvloop.run(run())
+    finally:
+        on_service, on_health = service.stop(), health.stop()
+        server.stop()
+    return {"connections": n, "open_files_limit": open_files, "seconds": seconds, "ends": ends,
+            "server_most_open_files": most_fds, "probes_service_port": {**on_service, "failed": len(service.failures)},
+            "probes_health_port": {**on_health, "failed": len(health.failures)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0, help="per overload scenario")
@@ -313,6 +377,8 @@ def main() -> None:
     print(json.dumps(out["expiry"]), flush=True)
     out["big_body"] = big_body(256, 500) if args.quick else big_body()
     print(json.dumps(out["big_body"]), flush=True)
+    out["slow_clients"] = slow_clients(100, 1024, 6.0) if args.quick else slow_clients()
+    print(json.dumps(out["slow_clients"]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 
