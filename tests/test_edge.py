@@ -81,7 +81,7 @@ def test_headers_under_the_limit_are_served(edge):
 def test_heads_and_bodies_that_never_end_are_dropped(edge):
     """Connections that never finish their head (nothing after the request line; a byte now and
     then), a body shorter than it says, a chunk of 2^64-1 bytes: each is closed by the server,
-    408 where nothing was answered yet, while the probes keep answering."""
+    408 where the app had not begun on the request, while the probes keep answering."""
     server, _ = edge
     socks = []
     for _ in range(20):  # the request line, then nothing
@@ -115,6 +115,7 @@ def test_heads_and_bodies_that_never_end_are_dropped(edge):
     assert not dripper.is_alive() or stop.is_set()
     for a in answers[:21]:  # closed with a 408 that says why
         assert a.startswith(b"HTTP/1.1 408") and b"did not arrive within 1.5s" in a, a[:200]
+    assert answers[21] == b""  # the app was waiting for the body: it sees the client gone
     assert answers[22] == b"" or answers[22].startswith((b"HTTP/1.1 400", b"HTTP/1.1 408")), answers[22][:200]
     for s in socks + [trickle, body, chunked]:
         s.close()

@@ -8,8 +8,9 @@ until the process runs out of file descriptors, at which point even the probes a
 - the request line and headers: at most ``max_header_bytes`` (431, then close), counted as the
   bytes arrive, before the parser joins them;
 - the head must arrive within ``header_timeout_s`` of the connection (or of the previous
-  response), the body within ``body_timeout_s`` of the head: a slow client is answered 408 and
-  dropped (an idle keep-alive connection is uvicorn's ``timeout_keep_alive``);
+  response), the body within ``body_timeout_s`` of the head: a slow client is dropped, with a
+  408 where the app has not begun on its request (an idle keep-alive connection is uvicorn's
+  ``timeout_keep_alive``);
 - at most ``max_connections`` open connections (default: from the open-file limit); past them
   a reserve of ``probe_connections`` answers only the probes (``/healthz``, ``/readyz``,
   ``/metrics``; anything else 503 with Retry-After) and must send its head within 2 s, and past
