@@ -132,18 +132,22 @@ class DynamicBatcher:
             self._cond.notify()
         for i in refused:
             i.future.set_exception(Overloaded(
-                f"model {self.name!r} could not score this item within its deadline (about "
-                f"{self.rate:.0f} tokens/s): the request holds more than the model serves in its timeout_s; "
-                "send fewer items per request or raise the model's timeout_s"))
+                f"model {self.name!r} could not score this item within its deadline at its current "
+                "throughput: the request holds more than the model serves in its timeout_s; send fewer items "
+                "per request or raise the model's timeout_s"))
         metrics.ADMISSION.labels(model=self.name, outcome="refused").inc(len(refused))
         metrics.ADMISSION.labels(model=self.name, outcome="admitted").inc(len(items))
         return [i.future for i in items + refused]
 
+    def _plan(self, deadline: float) -> tuple[float, float]:
+        """(under the lock, with a rate) The seconds admission may plan to fill before ``deadline``,
+        and the seconds what is queued or running needs."""
+        assert self.rate
+        return (deadline - time.monotonic()) * self.headroom - self.max_wait_s, self._queued_cost / self.rate
+
     def _admit(self, items: list[_Item], deadline: float) -> tuple[list[_Item], list[_Item]]:
         """(admitted, refused) for work due by ``deadline``; raises ``QueueFull`` (under the lock)."""
-        assert self.rate
-        budget = (deadline - time.monotonic()) * self.headroom - self.max_wait_s
-        backlog_s = self._queued_cost / self.rate
+        budget, backlog_s = self._plan(deadline)
         need_s = sum(i.cost for i in items) / self.rate
         if backlog_s + need_s <= budget:
             return items, []
@@ -160,13 +164,13 @@ class DynamicBatcher:
             if took > room and not (n == 0 and self._queued_cost == 0):
                 return items[:n], items[n:]
         return items, []
+
     def saturated(self, deadline: float) -> float | None:
         """The time the queue needs to drain, if nothing more could be admitted for ``deadline``."""
         with self._cond:
             if not self.rate or not self._queued_cost:
                 return None
-            backlog_s = self._queued_cost / self.rate
-            budget = (deadline - time.monotonic()) * self.headroom - self.max_wait_s
+            budget, backlog_s = self._plan(deadline)
             return max(1.0, backlog_s) if backlog_s >= budget else None
 
     def _retry_after(self) -> float:
@@ -241,17 +245,16 @@ class DynamicBatcher:
         """The items someone still waits for; the rest are failed (expired) or forgotten (cancelled)."""
         now, live = time.monotonic(), []
         for i in items:
-            if i.future.cancelled() or (i.deadline is not None and now >= i.deadline):
-                with self._cond:
-                    self._queued_cost -= i.cost
-            if i.future.cancelled():
-                self.stats.dropped += 1
-            elif i.deadline is not None and now >= i.deadline:
-                self.stats.dropped += 1
+            cancelled = i.future.cancelled()
+            if not cancelled and (i.deadline is None or now < i.deadline):
+                live.append(i)
+                continue
+            with self._cond:
+                self._queued_cost -= i.cost
+            self.stats.dropped += 1
+            if not cancelled:
                 i.future.set_exception(Expired(f"{self.name}: the caller's deadline passed while the item was "
                                                "queued"))
-            else:
-                live.append(i)
         return live
 
     def _loop(self) -> None:
