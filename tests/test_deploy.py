@@ -372,7 +372,9 @@ def test_kubernetes_services_find_each_other(tmp_path, overlay):
         for k in range(replicas):
             port = str(8001 + k)
             pod_argv = [port if a == "8000" else "127.0.0.1" if a == "0.0.0.0" else a for a in argv]
-            services.append({"name": f"reward-server-{k}", "argv": pod_argv, "env": pod_env})
+            # pods have network namespaces of their own; here they share one: a probe port each
+            services.append({"name": f"reward-server-{k}", "argv": pod_argv,
+                             "env": pod_env | {"HARMO_HEALTH_PORT": str(9001 + k)}})
             backends.append(f"  server pod{k} 127.0.0.1:{port} check")
         (tmp_path / "service.cfg").write_text(SERVICE_BALANCER.format(servers="\n".join(backends)))
         services.append({"name": "service", "argv": [shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f",
