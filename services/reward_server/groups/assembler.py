@@ -155,23 +155,12 @@ class GroupAssembler:
         try:
             joined = store.join(key, sizes[0], time.time() + self.wait_s, members)
         except BaseException:
-            with self._lock:
-                if ticket in self._waiting.get(slot, ()):
-                    self._waiting[slot].remove(ticket)
-                    if not self._waiting[slot]:
-                        del self._waiting[slot]
-                        self._computes.pop(slot, None)
+            self._unwait(slot, ticket)
             raise
         ticket.expected = joined.expected
         ticket.statuses = {m.id: s for m, s in zip(members, joined.statuses)}
         if joined.state == "conflict":  # not joined: answered at once, nothing waits
-            with self._lock:
-                waiting = self._waiting.get(slot, [])
-                if ticket in waiting:
-                    waiting.remove(ticket)
-                    if not waiting:
-                        self._waiting.pop(slot, None)
-                        self._computes.pop(slot, None)
+            self._unwait(slot, ticket)
             ticket.joined = True
             ticket.owner = joined.owner
             ticket.snapshot = Snapshot(0, 0, False, {}, {})
@@ -195,6 +184,17 @@ class GroupAssembler:
                 if slot in self._waiting:
                     self._set_deadline(slot, min(self._deadlines.get(slot, float("inf")), joined.deadline))
         return ticket
+
+    def _unwait(self, slot: tuple[int, Key], ticket: Ticket) -> None:
+        """A ticket that did not join (its store failed, or its group belongs to another profile)
+        waits no more; its slot goes when nothing else waits there."""
+        with self._lock:
+            waiting = self._waiting.get(slot, [])
+            if ticket in waiting:
+                waiting.remove(ticket)
+                if not waiting:
+                    del self._waiting[slot]
+                    self._computes.pop(slot, None)
 
     def _set_deadline(self, slot: tuple[int, Key], deadline: float) -> None:
         """(under the lock)"""
