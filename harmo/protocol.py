@@ -116,6 +116,8 @@ class ScoreRequest(BaseModel):
     items: list[ScoreItem] = Field(min_length=1)
     cache: bool = Field(True, strict=True,
                         description="false: compute every component, neither reading nor writing the cache")
+    explain: bool = Field(False, strict=True, description="true: each result's explain says why it got its "
+                          "reward: every part with the inputs it was computed from")
 
 
 class AccuracyInfo(BaseModel):
@@ -145,6 +147,10 @@ class ScoreResult(BaseModel):
     errors: list[ItemError] = Field(default_factory=list)
     details: dict[str, Any] | None = Field(
         None, description="per-aspect detail, e.g. 'instruction': each constraint's strict and loose verdict")
+    explain: dict[str, dict[str, Any]] | None = Field(
+        None, description="with explain: true, per part its inputs: 'accuracy' (task, rule or model, extracted "
+        "answer, confidence, why a model was or was not asked), 'length' (L, L_ref, unit, P_max, tau, the "
+        "correct members), 'format' (the first deviation), 'instruction', 'reward' (weights or formula)")
 
 
 class ScoreResponse(BaseModel):

@@ -10,12 +10,12 @@ import sys
 import pytest
 
 from harmo.protocol import ScoreRequest
-from harmo.server.audit import PROBES, _items, report, run_audit
+from harmo.server.audit import PROBES, probe_items, report, run_audit
 from tests.conftest import ROOT
 
 
 def _audit(pipeline, profile: str) -> list[dict]:
-    req = ScoreRequest.model_validate({"profile": profile, "items": _items(), "cache": False})
+    req = ScoreRequest.model_validate({"profile": profile, "items": probe_items(), "cache": False})
     results = {r.id: r.model_dump(mode="json") for r in pipeline.score(req).results}
     return run_audit(results)
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ctypes
 import gc
 import hmac
@@ -31,7 +33,7 @@ from harmo.protocol import (
     ScoreResponse,
 )
 
-from . import logs, metrics, openrlhf
+from . import logs, metrics, openrlhf, ui
 from .limits import images_of
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
@@ -135,8 +137,9 @@ class RequestContext:
     """Request id (the client's ``X-Request-ID`` or a new one, echoed in the response), request
     metrics by endpoint, profile and status, and one access log line per request."""
 
-    ENDPOINTS = {"/score", "/get_reward", "/healthz", "/readyz", "/metrics", "/v1/profiles", "/docs", "/openapi.json"}
-    QUIET = {"/healthz", "/readyz", "/metrics"}  # probes and scrapes: counted, not logged
+    ENDPOINTS = {"/score", "/get_reward", "/healthz", "/readyz", "/metrics", "/v1/profiles", "/docs", "/openapi.json",
+                 *ui.PATHS}
+    QUIET = {"/healthz", "/readyz", "/metrics", "/ui/data"}  # probes, scrapes, the page's polls: counted, not logged
 
     def __init__(self, app) -> None:
         self.app = app
@@ -182,7 +185,9 @@ class RequestContext:
 
 
 class ApiKeys:
-    """With keys configured, the scoring endpoints need one; probes, metrics and docs stay open."""
+    """With keys configured, the scoring endpoints and the observatory (``/ui``: its inspector
+    shows prompts and responses) need one; probes, metrics and docs stay open. A browser gives
+    the key as the password of HTTP Basic authentication, which ``/ui`` asks it for."""
 
     OPEN = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/v1/profiles"}
 
@@ -190,15 +195,29 @@ class ApiKeys:
         self.app = app
         self.keys = keys
 
+    @staticmethod
+    def key_of(headers: dict[bytes, bytes]) -> bytes:
+        auth = headers.get(b"authorization", b"")
+        scheme = auth[:6].lower()
+        if scheme == b"bearer":
+            return auth[7:].strip()
+        if scheme == b"basic ":
+            try:
+                return base64.b64decode(auth[6:].strip(), validate=True).partition(b":")[2]
+            except (binascii.Error, ValueError):
+                return b""
+        return headers.get(b"x-api-key", b"")
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and self.keys and scope["path"] not in self.OPEN:
-            headers = dict(scope["headers"])
-            auth = headers.get(b"authorization", b"")
-            key = auth[7:] if auth.lower().startswith(b"bearer ") else headers.get(b"x-api-key", b"")
+            key = self.key_of(dict(scope["headers"]))
             # bytes: compare_digest refuses non-ASCII str, and a header may hold anything
             if not any(hmac.compare_digest(key, k.encode()) for k in self.keys):
-                await JSONResponse({"detail": "a valid API key is needed (Authorization: Bearer KEY)"},
-                                   status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                ui = scope["path"] == "/ui" or scope["path"].startswith("/ui/")
+                challenge = 'Basic realm="harmo reward server", charset="UTF-8"' if ui else "Bearer"
+                await JSONResponse({"detail": "a valid API key is needed (Authorization: Bearer KEY; in a browser, "
+                                              "the key as the password)"},
+                                   status_code=401, headers={"WWW-Authenticate": challenge})(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -307,6 +326,8 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         # batchers; the thread pool bounds how many are in flight.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_threads
         state["pipeline"] = pipeline or ScoringPipeline(settings)
+        if state["pipeline"].observatory is not None:
+            state["pipeline"].observatory.watch(settings.alert_every_s)
         # What start-up built (modules, profiles, models loaded so far) lives as long as the
         # process: out of the collector's reach, a full collection walks only what requests made,
         # so it never stalls every thread for a second on a large heap.
@@ -455,4 +476,5 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         body = openrlhf.to_response(out, pipeline.profiles.get(name))
         return Response(body.model_dump_json(), media_type="application/json")
 
+    ui.add_routes(app, lambda: state["pipeline"])
     return app

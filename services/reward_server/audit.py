@@ -98,7 +98,7 @@ PROBES = [
 ]
 
 
-def _items() -> list[dict[str, Any]]:
+def probe_items() -> list[dict[str, Any]]:
     items = []
     for kind, q in QUESTIONS.items():
         base = {k: v for k, v in q.items() if k not in ("wrong",)}
@@ -173,5 +173,5 @@ def report(rows: list[dict[str, Any]], profile: str | None, as_json: bool, out=s
 
 
 def main(profile: str | None, url: str | None, as_json: bool, profiles: str | None = None) -> int:
-    rows = run_audit(score_items(_items(), profile, url, profiles))
+    rows = run_audit(score_items(probe_items(), profile, url, profiles))
     return report(rows, profile, as_json)

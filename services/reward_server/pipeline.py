@@ -33,12 +33,14 @@ from .groups import Ticket, make_assembler
 from .limits import over_limit
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady, ModelRegistry
+from .observatory import TIMINGS, Observatory
 from .profiles import Profile, ProfileSet
 from .rewards.base import Check
 from .rewards.registry import tasks
 from .rewards.routing import route
 from .settings import Settings
 from .stages import STAGES, Context, Item, Stage, group_parts, is_grouped, member_of, result_of
+from .stages.group import explain_length, visible
 from .workers import RuleWorkerPool
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class Pending:
 
     items: list[Item]
     groups: list[tuple[Ticket, list[Item]]]
+    explain: bool = False  # the request asked for explanations (the inspector may make them anyway)
+    observe: bool = True  # recorded by the observatory
 
     async def wait_async(self) -> None:
         """Until every group is done: one wake-up of the event loop for the request, however many
@@ -85,7 +89,9 @@ def _timed(component: str):
     try:
         yield
     finally:
-        metrics.COMPONENT_LATENCY.labels(component=component).observe(time.perf_counter() - t)
+        dt = time.perf_counter() - t
+        metrics.COMPONENT_LATENCY.labels(component=component).observe(dt)
+        TIMINGS.add("stage", component, dt)
 
 
 class ScoringPipeline:
@@ -107,8 +113,11 @@ class ScoringPipeline:
         ctx = Context(self.settings, self.rule_pool, self.models)
         self.stages = [s(ctx) for s in (stages or STAGES)]
         self.groups = make_assembler(self.settings)
+        self.observatory = Observatory.from_settings(self.settings) if self.settings.observatory else None
 
     def close(self) -> None:
+        if self.observatory is not None:
+            self.observatory.close()
         self.groups.close()
         if self._own_cache:
             self.cache.close()
@@ -137,21 +146,25 @@ class ScoringPipeline:
         return {"rule_workers": pool.n_workers, "rule_timeouts": pool.timeouts, "rule_worker_restarts": pool.restarts,
                 "rule_worker_deaths": pool.deaths, "cache": self.cache.kind, "profiles": sorted(self.profiles.profiles)}
 
-    def score(self, request: ScoreRequest) -> ScoreResponse:
-        """Score a request; blocks while a group it joined waits for members from other requests."""
-        pending = self.begin(request)
+    def score(self, request: ScoreRequest, observe: bool = True) -> ScoreResponse:
+        """Score a request; blocks while a group it joined waits for members from other requests.
+        ``observe=False``: kept out of the observatory (the audit's probes are not traffic)."""
+        pending = self.begin(request, observe)
         for g, _ in pending.groups:
             g.wait()
         return self.finish(pending)
 
-    def begin(self, request: ScoreRequest) -> Pending:
+    def begin(self, request: ScoreRequest, observe: bool = True) -> Pending:
         """Everything but the parts of groups that span requests; those are joined, to be awaited
         (``Pending.groups``) before ``finish``."""
         known = tasks()
         for i, item in enumerate(request.items):
             if item.task not in known:
                 raise BadItem(f"items[{i}].task {item.task!r} is not a task; known: {sorted(known)}")
-        items = [Item(item, self._profile_for(request.profile, item)) for item in request.items]
+        # The inspector shows why each item got its reward: with it on, every item is explained
+        # (and the explanations left out of answers that did not ask for them).
+        explain = request.explain or bool(observe and self.observatory and self.observatory.inspect)
+        items = [Item(item, self._profile_for(request.profile, item), explain=explain) for item in request.items]
         for it in items:
             if (refusal := over_limit(it.item, self.settings)) is not None:
                 it.refuse(*refusal)
@@ -187,14 +200,16 @@ class ScoringPipeline:
                                       [it.item.group_size for it in members],  # type: ignore[misc]
                                       partial(group_parts, profile))
             groups.append((ticket, members))
-        return Pending(items, groups)
+        return Pending(items, groups, request.explain, observe)
 
     def finish(self, pending: Pending) -> ScoreResponse:
         for g, members in pending.groups:
             for it in members:
                 out = self.groups.outcome(g, it.item.id or "")
                 if is_grouped(it.profile) and not it.refused:
-                    it.components.update(out.parts)
+                    it.components.update(visible(out.parts))
+                if it.explain and "length" in it.profile.components:
+                    it.why["length"] = explain_length(it, out.parts)
                 it.details["group"] = out.details
                 if out.error is not None:
                     it.error("group", *out.error)
@@ -209,6 +224,10 @@ class ScoringPipeline:
             metrics.ITEMS.labels(profile=it.profile.name, status=status).inc()
             for e in r.errors:
                 metrics.ITEM_ERRORS.labels(component=error_label(e.component), code=e.code).inc()
+        if self.observatory is not None and pending.observe:
+            self.observatory.record(items, results)
+            if not pending.explain and items and items[0].explain:
+                results = [r.model_copy(update={"explain": None}) for r in results]
         used = {it.profile.name: it.profile.version for it in items}
         if len(used) == 1:
             (name, version), = used.items()

@@ -91,6 +91,26 @@ class Settings(BaseSettings):
     # Access: when keys are set, /score and /get_reward need one (Authorization: Bearer KEY, or X-API-Key).
     api_keys: str | None = Field(None, description="comma-separated API keys")
     api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (a mounted Secret)")
+    # The reward observatory (GET /ui): per profile and data source, the last `observatory_window`
+    # items and the window before it, which the alerts compare with.
+    observatory: bool = Field(True, description="keep the observatory's windows (GET /ui, /ui/data)")
+    observatory_window: int = Field(1000, gt=0, le=1_000_000, description="items per profile and data source")
+    observatory_max_series: int = Field(
+        64, gt=0, description="profile/data source pairs kept apart; data sources past it share one '(other)'")
+    inspector_items: int = Field(
+        0, ge=0, le=10_000, description="the inspector (GET /ui): the latest this many scored items, with prompts, "
+        "responses and why each got its reward; 0 (default) keeps none")
+    alert_shift: float = Field(0.25, gt=0, description="a component's window mean moving more than this")
+    alert_unjudged_rate: float = Field(0.2, ge=0, le=1, description="share of items whose accuracy nothing judged")
+    alert_error_rate: float = Field(0.1, ge=0, le=1, description="share of items with a typed error (unparseable "
+                                                                 "answers aside)")
+    alert_length_ratio: float = Field(2.0, gt=1, description="the mean response length shrinking or growing by "
+                                                             "more than this factor")
+    alert_paid_hacks: int = Field(1, gt=0, description="paid responses in a window that the hack detectors flag "
+                                                       "(empty, format only, hedge)")
+    alert_min_items: int = Field(50, gt=0, description="items a window needs before its rates and shifts alert")
+    alert_every_s: float = Field(10.0, gt=0, description="how often the alerts (the harmo_reward_alert gauges) are "
+                                                         "evaluated")
     # Logs.
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .. import metrics
+from ..observatory import TIMINGS
 
 log = logging.getLogger(__name__)
 
@@ -298,5 +299,6 @@ class DynamicBatcher:
                 with self._cond:
                     self._queued_cost -= sum(i.cost for i in batch)
             self.observe(sum(i.cost for i in batch), took)
+            TIMINGS.add("model batch", self.name, took)
             for i, out in zip(batch, outputs):
                 i.future.set_result(out)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
+
+import regex
 
 # Each block holds no tag of either kind, so a second <think> or a nested <answer> fails.
 _BODY = r"(?:(?!</?think>|</?answer>).)*"
@@ -37,3 +39,37 @@ def format_reward(
         checks.append(response.count(f"</{tag}>") == 1)
     checks.append(full)
     return sum(checks) / len(checks)
+
+
+@lru_cache(maxsize=64)
+def _partial(pattern: str) -> regex.Pattern[str] | None:
+    try:
+        return regex.compile(pattern, regex.DOTALL)
+    except regex.error:  # a pattern Python's re takes and this module does not: no position then
+        return None
+
+
+def first_deviation(response: str, pattern: str = DEFAULT_PATTERN,
+                    tags: tuple[str, ...] = ("think", "answer")) -> dict[str, Any] | None:
+    """Where a response stops following the layout (None if it follows it): the end of the longest
+    prefix that some matching response begins with, found by partial matching. Any prefix of such a
+    prefix is one too, so a binary search needs a logarithmic number of matches."""
+    if _compiled(pattern).fullmatch(response) is not None:
+        return None
+    counts = {f"<{t}>": response.count(f"<{t}>") for t in tags} | {f"</{t}>": response.count(f"</{t}>") for t in tags}
+    rx = _partial(pattern)
+    if rx is None:
+        return {"at": None, "tags": counts, "why": "the response does not match the profile's format pattern"}
+    lo, hi = 0, len(response)  # the prefix of length lo fits; find the longest that does
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if rx.fullmatch(response, 0, mid, partial=True) is not None:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == len(response):
+        why = "the response ends before the layout is complete (a block or closing tag is missing)"
+    else:
+        why = f"the layout breaks at character {lo}: {response[lo:lo + 40]!r} cannot come there"
+    return {"at": lo, "before": response[max(0, lo - 30):lo], "found": response[lo:lo + 40], "tags": counts,
+            "why": why}

@@ -108,22 +108,26 @@ def penalty(length: float, ref: float, cfg: LengthConfig, group_max: float | Non
     return cfg.bonus - cfg.p_max * s
 
 
+def reference_length(lengths: Sequence[float], correct: Sequence[bool | None], cfg: LengthConfig) -> float | None:
+    """L_ref of one group; None when it needs correct members and the group has none."""
+    good = [l for l, c in zip(lengths, correct) if c]
+    if cfg.reference == "fixed":
+        return float(cfg.fixed_length)  # type: ignore[arg-type]
+    if cfg.reference == "group_min":
+        return float(min(lengths)) if lengths else 0.0
+    if not good:
+        return None
+    return sum(good) / len(good) if cfg.reference == "mean_correct" else float(min(good))
+
+
 def group_length_rewards(
     lengths: Sequence[float], correct: Sequence[bool | None], cfg: LengthConfig
 ) -> list[float | None]:
     """R_len for each member of one group; None where the component does not apply."""
     n = len(lengths)
-    good = [l for l, c in zip(lengths, correct) if c]
-    if cfg.reference == "fixed":
-        ref = float(cfg.fixed_length)  # type: ignore[arg-type]
-    elif cfg.reference == "group_min":
-        ref = float(min(lengths)) if n else 0.0
-    elif not good:
+    ref = reference_length(lengths, correct, cfg)
+    if ref is None:
         return [None] * n
-    elif cfg.reference == "mean_correct":
-        ref = sum(good) / len(good)
-    else:
-        ref = float(min(good))
     top = float(max(lengths)) if n else None
     out: list[float | None] = []
     for l, c in zip(lengths, correct):

@@ -7,10 +7,12 @@ part (open items, and tasks whose unsure verdicts go to it), its key carries the
 settings and inputs too."""
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
 from typing import Any
 
 from ..cache import code_version, make_key
+from ..observatory import TIMINGS
 from ..rewards.base import Check
 from ..rewards.math import gold_text, plan_math, to_check
 from ..rewards.registry import VERIFIERS
@@ -70,7 +72,7 @@ class AccuracyStage(Stage):
     def run(self, items: list[Item]) -> None:
         # A job is sent as soon as its run of items ends, so the workers start while the rest of
         # the request is still being planned.
-        pending: list[tuple[Future, list[Item]]] = []
+        pending: list[tuple[Future, list[Item], str, float]] = []  # with the verifier and when it was sent
         run_refs: tuple[str, ...] | None = None
         run: dict[str, list[Item]] = {}
         extracted: dict[int, str] = {}  # a math item's final answer, by id(item), for its verdict
@@ -79,7 +81,8 @@ class AccuracyStage(Stage):
         def flush() -> None:
             if run:
                 futures = self.ctx.rule_pool.submit(GroupJob(list(run_refs or ()), list(run)))
-                pending.extend(zip(futures, run.values()))
+                sent = time.perf_counter()
+                pending.extend((f, its, "math", sent) for f, its in zip(futures, run.values()))
                 run.clear()
 
         for it in items:
@@ -119,17 +122,21 @@ class AccuracyStage(Stage):
             if v.workers:  # the declaration says: in a worker process, under the hard deadline
                 in_workers.append((it, (v.fn, response, refs, kwargs)))
                 continue
+            t = time.perf_counter()
             try:
                 it.check = v.fn(response, refs, **kwargs)  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
                 it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))
+            TIMINGS.add("verifier", v.name, time.perf_counter() - t)
         flush()
         if in_workers:
             futures = self.ctx.rule_pool.submit(VerifyJob([source for _, source in in_workers]))
-            pending.extend((f, [it]) for f, (it, _) in zip(futures, in_workers))
-        for fut, its in pending:
+            sent = time.perf_counter()
+            pending.extend((f, [it], it.task, sent) for f, (it, _) in zip(futures, in_workers))
+        for fut, its, verifier, sent in pending:
             # The pool resolves every future (a verdict, a timeout or an error); the outer
             # bound only guards against a pool that was shut down under us.
             result = fut.result(timeout=self.ctx.settings.math_timeout_s * 64 + 60)
+            TIMINGS.add("verifier", verifier, time.perf_counter() - sent)  # until its verdict was in hand
             for it in its:
                 it.check = result if isinstance(result, Check) else to_check(result, extracted.get(id(it), ""))

@@ -18,6 +18,12 @@ class AggregateStage(Stage):
     def run(self, items: list[Item]) -> None:
         for it in items:
             it.reward = self.reward(it)
+            if it.explain:
+                p = it.profile
+                it.why["reward"] = {"value": it.reward, "formula": p.formula, "weights": p.weights, "clip": p.clip,
+                                    "on_error": p.on_error, "unjudged": it.unjudged,
+                                    "terms": None if p.formula else
+                                    {k: p.weights.get(k, 0.0) * v for k, v in it.components.items()}}
 
     @staticmethod
     def reward(it: Item) -> float | None:
@@ -48,4 +54,5 @@ class AggregateStage(Stage):
 
 def result_of(it: Item) -> ScoreResult:
     return ScoreResult(id=it.item.id, reward=it.reward, components=it.components, accuracy=it.info,
-                       cached=it.cached, errors=it.errors, details=it.details or None)
+                       cached=it.cached, errors=it.errors, details=it.details or None,
+                       explain=it.why if it.explain else None)

@@ -39,6 +39,12 @@ class Item:
     unjudged: bool = False  # nothing could judge the accuracy and the profile says: no reward
     reward: float | None = None
     refused: str | None = None  # the item is past a size limit (the code): not scored, reward null
+    # Explanations (``explain: true``, the playground, the inspector): each stage puts the inputs
+    # of its part in ``why[part]`` only when ``explain`` is set, so that they cost nothing otherwise.
+    explain: bool = False
+    why: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prior: Check | None = None  # the rule verdict a model replaced or blended with
+    model_score: float | None = None  # the model's score in a blend
 
     def error(self, component: str, code: str, message: str) -> None:
         self.errors.append(ItemError(component=component, code=code, message=message))

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..rewards.length import group_length_rewards, measure
+from ..rewards.length import group_length_rewards, measure, reference_length
 from .base import Item, Stage
 
 if TYPE_CHECKING:
@@ -38,12 +38,24 @@ def faulted(members: list[Member]) -> dict[str, str]:
     return {m.id: m.fault for m in members if m.fault}
 
 
+HIDDEN = "_"  # parts under names starting so are what explains a part, not components
+
+
 def group_parts(profile: Profile, members: list[Member]) -> list[dict[str, float]]:
-    """Each member's group-relative components, in the members' order."""
+    """Each member's group-relative components, in the members' order; and, under hidden names
+    (``visible`` drops them), the group's length reference and how many members were correct,
+    which a member's explanation reads (a group assembled across requests or replicas has its
+    other members elsewhere)."""
     out: list[dict[str, float]] = [{} for _ in members]
     if "length" in profile.components:
-        rewards = group_length_rewards([m.length for m in members], [m.correct for m in members], profile.length)
+        lengths, correct = [m.length for m in members], [m.correct for m in members]
+        rewards = group_length_rewards(lengths, correct, profile.length)
+        ref = reference_length(lengths, correct, profile.length)
+        facts = {"_length.correct": float(sum(correct)), "_length.members": float(len(members))}
+        if ref is not None:
+            facts["_length.ref"] = ref
         for o, v in zip(out, rewards):
+            o.update(facts)
             if v is not None:
                 o["length"] = v
     norm = profile.normalize
@@ -58,6 +70,31 @@ def group_parts(profile: Profile, members: list[Member]) -> list[dict[str, float
             for o, v in zip(out, current):
                 if v is not None:
                     o[comp] = (v - mean) / (std + 1e-6) if norm.method == "zscore" else v - mean
+    return out
+
+
+def visible(parts: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in parts.items() if not k.startswith(HIDDEN)}
+
+
+def explain_length(it: Item, parts: dict[str, float], correct_ids: list[str] | None = None) -> dict:
+    """The length part's inputs for one member: L, L_ref, the unit, the penalty's settings and
+    the group's correct members (their ids when the group is in the request, else their count)."""
+    cfg = it.profile.length
+    n = (it.item.metadata or {}).get("response_length")
+    from_metadata = isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0
+    out = {"value": parts.get("length"), "L": float(n) if from_metadata else float(measure(it.item.response, cfg.measure)),
+           "L_ref": parts.get("_length.ref"),
+           "unit": "metadata.response_length (tokens)" if from_metadata else cfg.measure,
+           "units": cfg.units, "reference": cfg.reference, "P_max": cfg.p_max, "tau": cfg.tau, "span": cfg.span,
+           "bonus": cfg.bonus, "direction": cfg.direction, "shape": cfg.shape, "preset": cfg.preset,
+           "correct": it.check is not None and it.check.verdict == "correct",
+           "group_members": int(parts.get("_length.members", 0)),
+           "correct_members": correct_ids if correct_ids is not None else int(parts.get("_length.correct", 0))}
+    if out["L_ref"] is None and cfg.reference in ("mean_correct", "shortest_correct"):
+        out["why"] = "no member of the group was judged correct: no reference length, no length part"
+    elif out["value"] is None and not out["correct"] and cfg.incorrect == "none":
+        out["why"] = "the profile gives incorrect responses no length part (incorrect: none)"
     return out
 
 
@@ -103,8 +140,13 @@ class GroupStage(Stage):
         for members in groups.values():
             records = [member_of(it) for it in members]
             faults = faulted(records)
+            correct_ids = None
             for it, parts in zip(members, group_parts(members[0].profile, records)):
                 if not it.refused:
-                    it.components.update(parts)
+                    it.components.update(visible(parts))
                 if faults:
                     it.details["group"] = {"faulted": faults}
+                if it.explain and "length" in it.profile.components:
+                    if correct_ids is None:
+                        correct_ids = [m.id for m in records if m.correct]
+                    it.why["length"] = explain_length(it, parts, correct_ids)

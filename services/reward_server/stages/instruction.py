@@ -85,3 +85,7 @@ class InstructionStage(Stage):
         if followed:
             it.components["instruction"] = (sum(followed) / len(followed) if cfg.reward == "fraction"
                                             else float(all(followed)))
+        if it.explain:
+            it.why["instruction"] = {"value": it.components.get("instruction"), "mode": cfg.mode, "reward": cfg.reward,
+                                     "followed": sum(followed), "checked": len(followed), "constraints": len(verdicts),
+                                     "verdicts": it.details["instruction"]}

@@ -116,7 +116,7 @@ class ModelStage(Stage):
                 # The accuracy the profile asked the model for could not be computed: unjudged
                 # under the profile's policy (the verdict stage), reported with the accuracy. An
                 # unsure rule verdict does not stand in: the profile said not to trust it alone.
-                rule = it.check
+                rule = it.prior = it.check
                 it.check = Check(0.0, "error", 0.0, rule.extracted if rule else None, out.error)
                 it.source = f"model:{model}"
                 it.transient = True
@@ -128,8 +128,10 @@ class ModelStage(Stage):
             return
         score = scaled[backend.accuracy_output]
         extracted = out.extracted if out.extracted is not None else (it.check.extracted if it.check else None)
+        it.prior = it.check
         if purpose == "blend" and it.check is not None:
             c = it.check.confidence
+            it.model_score = score
             it.check = Check(c * it.check.score + (1 - c) * score, "partial", c, extracted)
             it.source = f"blend:{it.source}+model:{model}"
         else:

@@ -3,8 +3,11 @@ cache), and the item's ``accuracy`` report; an item nothing could judge follows 
 ``accuracy.unjudged`` policy."""
 from __future__ import annotations
 
+from typing import Any
+
 from harmo.protocol import AccuracyInfo
 
+from ..rewards.registry import VERIFIERS
 from .base import Item, Stage
 
 
@@ -15,6 +18,8 @@ class VerdictStage(Stage):
     def run(self, items: list[Item]) -> None:
         for it in items:
             it.info = self._one(it)
+            if it.explain and "accuracy" in it.profile.components:
+                it.why["accuracy"] = explain(it, it.info)
 
     @staticmethod
     def _one(it: Item) -> AccuracyInfo:
@@ -52,3 +57,60 @@ class VerdictStage(Stage):
         it.components["accuracy"] = p.error_value if c.verdict == "error" else c.score
         return AccuracyInfo(source=it.source, verdict=c.verdict, confidence=c.confidence,
                             extracted=c.extracted, score=c.score)
+
+
+def explain(it: Item, info: AccuracyInfo) -> dict[str, Any]:
+    """The accuracy part's inputs: the task and how it was chosen, who read the answer, what it
+    read, and why a model was or was not asked."""
+    acc = it.profile.accuracy
+    threshold = acc.threshold(it.task) if it.task in VERIFIERS else None
+    out: dict[str, Any] = {
+        "task": it.task, "routed": it.item.task == "auto", "source": info.source, "verdict": info.verdict,
+        "confidence": info.confidence, "extracted": info.extracted, "score": info.score,
+        "value": it.components.get("accuracy"), "model": acc.model, "min_confidence": threshold,
+        "cached": "accuracy" in it.cached}
+    c, prior, source = it.check, it.prior, info.source
+    if prior is not None:
+        out["rule"] = {"verdict": prior.verdict, "score": prior.score, "confidence": prior.confidence,
+                       "extracted": prior.extracted}
+    if source == "none:instruction":
+        why = "no reference: an instruction-following item, judged by its constraints (instruction part)"
+    elif source == "none:open":
+        why = f"no rule applies (task {it.task!r}) and nothing judged it: the profile's unjudged policy 'skip' " \
+              "leaves accuracy out of the sum"
+    elif source == "profile:constant":
+        why = f"no rule applies (task {it.task!r}) and nothing judged it: the profile's unjudged policy puts " \
+              f"{acc.unjudged} in its place"
+    elif source == "none:unjudged":
+        why = next((e.message for e in it.errors if e.code == "unjudged"), "nothing could judge it")
+    elif "accuracy" in it.cached:
+        why = "served from the cache: computed earlier for the same response, references and settings"
+    elif source.startswith("blend:"):
+        rule_c = c.confidence if c else 0.0
+        out["blend"] = {"weights": {"rule": rule_c, "model": 1 - rule_c}, "rule_score": prior.score if prior else None,
+                        "model_score": it.model_score, "formula": "c * rule + (1 - c) * model"}
+        why = f"the rule was unsure (confidence {rule_c:.2f} < min_confidence {threshold:.2f}): its score was " \
+              f"blended with model {acc.model!r}'s"
+    elif source.startswith("model:"):
+        model = source.split(":", 1)[1]
+        if c is not None and c.verdict == "error":
+            code = c.error[0] if c.error else "error"
+            why = f"model {model!r} could not score it ({code}): unjudged, under the profile's policy " \
+                  f"{acc.unjudged!r}"
+        elif prior is None:
+            why = f"no rule applies (task {it.task!r}): model {model!r} judged it"
+        else:
+            why = f"the rule was unsure (confidence {prior.confidence:.2f} < min_confidence {threshold:.2f}): " \
+                  f"model {model!r}'s score replaced its verdict"
+    elif c is not None and c.error is not None:
+        why = f"the rule could not verify it ({c.error[0]}): {c.error[1]}"
+    elif not acc.model:
+        why = "the rule's verdict stands: the profile names no model"
+    elif not threshold:
+        why = f"the rule's verdict stands: the profile sends no {it.task} verdict to model {acc.model!r} " \
+              "(min_confidence 0)"
+    else:
+        why = f"the rule was sure enough (confidence {c.confidence if c else 0:.2f} >= min_confidence " \
+              f"{threshold:.2f}): model {acc.model!r} was not asked"
+    out["why"] = why
+    return out
