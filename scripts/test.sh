@@ -62,6 +62,10 @@ redis_up() { .venv/bin/python -c "import redis, sys; redis.Redis.from_url(sys.ar
 if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
 fi
+# The observatory's page is tested in a real browser: Debian's Chromium and its WebDriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 # The cache fault tests run redis-server processes of their own: the binary is needed either way.
 if ! command -v redis-server >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null

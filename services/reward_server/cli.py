@@ -121,25 +121,57 @@ def serve(args: argparse.Namespace) -> None:
     uvicorn.Server(config).run(sockets=sockets)
 
 
+def _fail(message: str) -> None:
+    print(f"reward-server: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def score(args: argparse.Namespace) -> None:
+    """Score a JSONL file of items offline. Whatever can be wrong with the command (the input, the
+    output's folder, the profile, an item) is said in one line before a model loads or a file is
+    written; the output appears whole or not at all."""
+    from harmo.protocol import ScoreItem
+
+    src, dst = Path(args.input), Path(args.output)
+    if not src.is_file():
+        _fail(f"cannot read {src}: {'it is a directory' if src.is_dir() else 'no such file'}")
+    for out in (dst, *([Path(args.report)] if args.report else [])):
+        if not out.parent.is_dir():
+            _fail(f"cannot write {out}: no folder {out.parent}")
+    settings = _settings(args.profiles)
+    profiles = _load_profiles_or_exit(settings)
+    if args.profile is not None and args.profile not in profiles.profiles:
+        _fail(f"unknown profile {args.profile!r}; known: {', '.join(sorted(profiles.profiles))}")
+    items: list[ScoreItem] = []
+    try:
+        with open(src, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    items.append(ScoreItem.model_validate_json(line))
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(x) for x in first["loc"]) or "the line"
+                    _fail(f"{src}:{n}: invalid item ({exc.error_count()} error(s)): {where}: {first['msg']}")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {src}: {exc}")
+    if not items:
+        _fail(f"{src} holds no items (one JSON object per line: see the README)")
+    _models_present_or_exit(settings, profiles)
+    _score_file(args, settings, items, dst)
+
+
+def _score_file(args: argparse.Namespace, settings, items, dst: Path) -> None:
+    import tempfile
+
     from tqdm import tqdm
 
     from harmo.protocol import ScoreItem, ScoreRequest
 
     from .pipeline import BadItem, ScoringPipeline, UnknownProfile
+    from .observatory import Summary
 
-    settings = _settings(args.profiles)
-    _models_present_or_exit(settings, _load_profiles_or_exit(settings))
-    items: list[ScoreItem] = []
-    with open(args.input) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(ScoreItem.model_validate_json(line))
-            except ValidationError as exc:
-                print(f"{args.input}:{n}: invalid item: {exc}", file=sys.stderr)
-                raise SystemExit(2) from None
     # Keep each GRPO group inside one batch: the length penalty needs the whole group.
     batches: list[list[ScoreItem]] = []
     current: list[ScoreItem] = []
@@ -151,19 +183,44 @@ def score(args: argparse.Namespace) -> None:
             current = []
     if current:
         batches.append(current)
-    with ScoringPipeline(settings) as pipeline, open(args.output, "w") as out, \
-            tqdm(total=len(items), unit="item", desc="scoring") as bar:
-        for batch in batches:
-            try:
-                resp = pipeline.score(ScoreRequest(profile=args.profile, items=batch))
-            except (UnknownProfile, BadItem) as exc:
-                print(str(exc), file=sys.stderr)
-                raise SystemExit(2) from None
-            for r in resp.results:
-                row = r.model_dump(mode="json")
-                row["profile"], row["profile_version"] = resp.profile, resp.profile_version
-                out.write(json.dumps(row) + "\n")
-            bar.update(len(batch))
+    # The report draws the whole run (up to a bound on memory), not the server's window.
+    settings = settings.model_copy(update={"observatory": bool(args.report), "inspector_items": 0,
+                                           "observatory_window": max(settings.observatory_window,
+                                                                     min(len(items), 200_000))})
+    summary = Summary()
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+    try:
+        with ScoringPipeline(settings) as pipeline, os.fdopen(fd, "w", encoding="utf-8") as out, \
+                tqdm(total=len(items), unit="item", desc="scoring", file=sys.stderr) as bar:
+            for batch in batches:
+                try:
+                    resp = pipeline.score(ScoreRequest(profile=args.profile, items=batch))
+                except (UnknownProfile, BadItem) as exc:
+                    _fail(str(exc))
+                for r in resp.results:
+                    row = r.model_dump(mode="json", exclude_none=False)
+                    row["profile"], row["profile_version"] = resp.profile, resp.profile_version
+                    out.write(json.dumps(row) + "\n")
+                    summary.add(r)
+                bar.update(len(batch))
+            snapshot = pipeline.observatory.snapshot(whole=True) if pipeline.observatory is not None else None
+            names = sorted(pipeline.profiles.profiles)
+            default = pipeline.profiles.default
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(summary.text(dst))
+    if args.report:
+        from .ui import report
+
+        Path(args.report).write_text(report({"default_profile": default, "profiles": names, "observatory": snapshot,
+                                             "inspected": None, "summary": summary.as_dict()},
+                                            title=f"harmo reward report: {Path(args.input).name}"), encoding="utf-8")
+        print(f"report: {args.report}")
 
 
 def audit(args: argparse.Namespace) -> None:
@@ -201,11 +258,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--log-level", help="default: HARMO_LOG_LEVEL, else INFO")
     s.set_defaults(func=serve)
     c = sub.add_parser("score", help="score a JSONL file of items offline, through the same pipeline")
-    c.add_argument("input")
-    c.add_argument("output")
+    c.add_argument("input", help="JSONL: one /score item per line (response, reference, task, group_id, ...)")
+    c.add_argument("output", help="JSONL: one result per line, in the input's order")
     c.add_argument("--profile", help="profile name (default: by data_source, else the default profile)")
     c.add_argument("--profiles", help="reward profiles YAML")
     c.add_argument("--batch-size", type=int, default=512)
+    c.add_argument("--report", metavar="FILE.html", help="also write the observatory's charts of this run as one "
+                   "self-contained HTML file")
     c.set_defaults(func=score)
     a = sub.add_parser("audit", help="reward-hacking probes against a profile; exit 1 if a must-not-pay probe is paid")
     a.add_argument("--profile", help="profile name (default: the default profile)")

@@ -229,10 +229,12 @@ class Observatory:
                     self._inspected.append((now, key[1], it.item, r))
 
     # -- reading -----------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, whole: bool = False) -> dict[str, Any]:
+        """Each series' current window against the one before it; ``whole``: every record kept
+        as one window (an offline run's report)."""
         with self._lock:
             copied = [(k, list(s.records), s.total) for k, s in self._series.items()]
-        series = [self._summary(k, records, total) for k, records, total in sorted(copied)]
+        series = [self._summary(k, records, total, whole) for k, records, total in sorted(copied)]
         alerts = [a for s in series for a in s["alerts"]]
         self._set_gauges(alerts)
         return {"time": time.time(), "started": self.started, "window": self.window, "series": series,
@@ -277,9 +279,9 @@ class Observatory:
                         "reference": [_cut(x, 1000) for x in item.references()][:8], "result": r.model_dump(mode="json")})
         return out
 
-    def _summary(self, key: tuple[str, str], records: list[Record], total: int) -> dict[str, Any]:
+    def _summary(self, key: tuple[str, str], records: list[Record], total: int, whole: bool = False) -> dict[str, Any]:
         # The current window: the newest ``window`` records, or the newest half of a shorter run.
-        k = min(self.window, len(records) - len(records) // 2)
+        k = len(records) if whole else min(self.window, len(records) - len(records) // 2)
         current, previous = records[len(records) - k:], records[:len(records) - k]
         n = len(current)
         names = sorted({c for r in current for c in r.components})
@@ -358,3 +360,46 @@ def _cut(text: str | None, limit: int) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+class Summary:
+    """What an offline run prints at its end: means per component, nulls, errors by code, over
+    every item (not a window)."""
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.nulls = 0
+        self.rewards: list[float] = []
+        self.sums: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def add(self, r: ScoreResult) -> None:
+        self.items += 1
+        if r.reward is None:
+            self.nulls += 1
+        else:
+            self.rewards.append(r.reward)
+        for k, v in r.components.items():
+            self.sums[k] += v
+            self.counts[k] += 1
+        self.errors.update(f"{e.component}/{e.code}" for e in r.errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "nulls": self.nulls, "reward_mean": _mean(self.rewards),
+                "components": {k: {"mean": self.sums[k] / n, "items": n} for k, n in sorted(self.counts.items())},
+                "errors": dict(self.errors.most_common())}
+
+    def text(self, where: Any = None) -> str:
+        d = self.as_dict()
+        mean = "n/a" if d["reward_mean"] is None else f"{d['reward_mean']:.4f}"
+        lines = [f"scored {self.items} items{f' into {where}' if where else ''}: mean reward {mean}, "
+                 f"null rewards {self.nulls} ({self.nulls / max(1, self.items):.1%})"]
+        for k, c in d["components"].items():
+            lines.append(f"  {k:<24} mean {c['mean']:8.4f}   over {c['items']} items")
+        if self.errors:
+            lines.append("  errors by code:")
+            lines.extend(f"    {code:<32} {n}" for code, n in self.errors.most_common())
+        else:
+            lines.append("  no errors")
+        return "\n".join(lines)

@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     observatory: bool = Field(True, description="keep the observatory's windows (GET /ui, /ui/data)")
     observatory_window: int = Field(1000, gt=0, le=1_000_000, description="items per profile and data source")
     observatory_max_series: int = Field(
-        64, gt=0, description="profile/data source pairs kept apart; data sources past it share one '(other)'")
+        64, gt=0, description="profile/data source pairs kept apart; the data sources that come after these share "
+        "one '(other)' series per profile")
     inspector_items: int = Field(
         0, ge=0, le=10_000, description="the inspector (GET /ui): the latest this many scored items, with prompts, "
         "responses and why each got its reward; 0 (default) keeps none")

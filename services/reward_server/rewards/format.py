@@ -67,6 +67,9 @@ def first_deviation(response: str, pattern: str = DEFAULT_PATTERN,
             lo = mid
         else:
             hi = mid - 1
+    tag = response.rfind("<", 0, lo)
+    if tag >= 0 and ">" not in response[tag:lo]:
+        lo = tag  # inside a tag ("<" fits as the start of "<think>"): point at the tag itself
     if lo == len(response):
         why = "the response ends before the layout is complete (a block or closing tag is missing)"
     else:

@@ -102,14 +102,16 @@ class AccuracyStage(Stage):
                 continue
             if it.task == "math":
                 refs = [gold_text(r) for r in refs]
+                t = time.perf_counter()
                 try:
                     plan = plan_math(response, refs, it.item.prompt, **it.profile.accuracy.options("math"))
                 except Exception as exc:  # noqa: BLE001 - no input fails its neighbours, nor is paid by a model
                     it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"[:500]))
                     continue
                 extracted[id(it)] = plan.extracted
-                if plan.check is not None:
+                if plan.check is not None:  # settled here, without a worker
                     it.check = plan.check
+                    TIMINGS.add("verifier", "math", time.perf_counter() - t)
                     continue
                 if tuple(refs) != run_refs:
                     flush()

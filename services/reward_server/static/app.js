@@ -31,6 +31,9 @@ function fmt(v, digits = 3) {
 }
 const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(1) + "%");
 const $ = (id) => document.getElementById(id);
+// From the origin, never the page's own URL: one opened as http://user:key@host/ui holds
+// credentials, which fetch() refuses in a URL (the browser sends them for the origin anyway).
+const api = (path) => location.origin + path;
 
 // -- tabs ---------------------------------------------------------------------------------
 for (const b of document.querySelectorAll(".tab")) {
@@ -121,8 +124,9 @@ function render(data) {
     $("charts").replaceChildren();
     return;
   }
-  $("window-note").textContent = `current window: the latest ${fmt(s.items)} items ` +
-    `(window ${fmt(obs.window)}); compared with the ${fmt(s.previous_items)} before`;
+  $("window-note").textContent = REPORT ? `the whole run: ${fmt(s.items)} items` :
+    `current window: the latest ${fmt(s.items)} items (window ${fmt(obs.window)}); compared with the ` +
+    `${fmt(s.previous_items)} before`;
   $("cards").replaceChildren(
     card("total", "items scored", fmt(s.total)),
     card("window", "in window", fmt(s.items)),
@@ -201,7 +205,7 @@ function explainBlock(r) {
 
 async function poll() {
   try {
-    const resp = await fetch("/ui/data", {credentials: "same-origin", cache: "no-store"});
+    const resp = await fetch(api("/ui/data"), {credentials: "same-origin", cache: "no-store"});
     if (!resp.ok) throw new Error(`${resp.status} ${resp.statusText}`);
     const data = await resp.json();
     fillProfiles(data);
@@ -236,7 +240,7 @@ $("pg-form").addEventListener("submit", async (ev) => {
     catch (err) { $("pg-error").textContent = `constraints: ${err.message}`; return; }
   }
   const body = {profile: $("pg-profile").value, explain: true, cache: false, items: [item]};
-  const resp = await fetch("/score", {method: "POST", credentials: "same-origin",
+  const resp = await fetch(api("/score"), {method: "POST", credentials: "same-origin",
     headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
   const out = await resp.json();
   if (!resp.ok) {
@@ -249,7 +253,7 @@ $("pg-form").addEventListener("submit", async (ev) => {
 $("audit-run").addEventListener("click", async () => {
   const profile = $("audit-profile").value;
   $("audit-status").textContent = "running…";
-  const resp = await fetch(`/ui/audit?profile=${encodeURIComponent(profile)}`, {method: "POST", credentials: "same-origin"});
+  const resp = await fetch(api(`/ui/audit?profile=${encodeURIComponent(profile)}`), {method: "POST", credentials: "same-origin"});
   const out = await resp.json();
   if (!resp.ok) { $("audit-status").textContent = `${resp.status}: ${out.detail}`; return; }
   $("audit-status").textContent = `${out.rows.length} probes, ${out.failed} failed`;
@@ -269,6 +273,7 @@ $("series").addEventListener("change", (ev) => { selected = ev.target.value; if 
 
 if (REPORT) {
   for (const id of ["tab-playground", "tab-inspector"]) $(id).hidden = true;
+  $("tab-live").textContent = "Run";
   render(REPORT);
 } else {
   poll();
