@@ -12,6 +12,7 @@ import pytest
 from devtools.models import tiny_llama_rm
 from harmo.server.models.base import ModelInput, Scale
 from harmo.server.models.batcher import DynamicBatcher, QueueFull
+from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileError, ProfileSet
 from harmo.server.settings import Settings
@@ -133,6 +134,12 @@ def test_blend(mp):
     assert r.accuracy.source == "blend:rule:math+model:minilm"
     assert r.accuracy.confidence == c
     assert r.components["accuracy"] == pytest.approx(c * 0.0 + (1 - c) * model.components["accuracy"], abs=1e-5)
+    # asked why, the result gives the blend's weights and both scores it mixed
+    why = mp.score(ScoreRequest(profile="unsure_blend", items=[item], explain=True)).results[0].explain["accuracy"]
+    assert why["blend"]["weights"] == pytest.approx({"rule": c, "model": 1 - c})
+    assert why["blend"]["rule_score"] == 0.0 and why["rule"]["confidence"] == c
+    assert why["blend"]["model_score"] == pytest.approx(model.components["accuracy"], abs=1e-5)
+    assert "unsure" in why["why"] and why["min_confidence"] == 0.95
 
 
 def test_vector_head_outputs_become_components(mp):
