@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from devtools.models import tiny_llama_rm
+from harmo.protocol import ScoreRequest
 from harmo.server.models.base import ModelInput, Scale
 from harmo.server.models.batcher import DynamicBatcher, QueueFull
-from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.profiles import ProfileError, ProfileSet
 from harmo.server.settings import Settings

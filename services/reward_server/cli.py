@@ -169,8 +169,8 @@ def _score_file(args: argparse.Namespace, settings, items, dst: Path) -> None:
 
     from harmo.protocol import ScoreItem, ScoreRequest
 
-    from .pipeline import BadItem, ScoringPipeline, UnknownProfile
     from .observatory import Summary
+    from .pipeline import BadItem, ScoringPipeline, UnknownProfile
 
     # Keep each GRPO group inside one batch: the length penalty needs the whole group.
     batches: list[list[ScoreItem]] = []

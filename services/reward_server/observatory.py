@@ -37,6 +37,7 @@ ALERTS = Gauge("harmo_reward_alert", "Reward observatory alerts (1: firing) by p
 # the service: shown by code, left out of the error rate.
 VERDICT_CODES = frozenset({"unparseable"})
 OTHER = "(other)"  # the data sources past max_series share this series
+SOURCE_CHARS = 64  # of a data source's name, in series and metric labels
 TIMING_KEEP = 1024  # latencies kept per verifier, stage and model
 
 
@@ -85,6 +86,7 @@ class Record:
 
 
 _TAGS = re.compile(r"</?(?:think|answer)>")
+FORMAT_ONLY_MAX = 256  # tags and whitespace alone: a longer response holds something else
 
 
 def hack_flags(item: ScoreItem, result: ScoreResult) -> tuple[str, ...]:
@@ -98,7 +100,7 @@ def hack_flags(item: ScoreItem, result: ScoreResult) -> tuple[str, ...]:
     text = item.response
     if not text.strip():
         return ("empty",)
-    if "<" in text and not _TAGS.sub("", text).strip():
+    if len(text) <= FORMAT_ONLY_MAX and "<" in text and not _TAGS.sub("", text).strip():
         return ("format_only",)
     answer = final_answer(text).text
     if not answer.strip():
@@ -209,7 +211,7 @@ class Observatory:
     def record(self, items: list[Item], results: list[ScoreResult]) -> None:
         records = []
         for it, r in zip(items, results):
-            records.append(((it.profile.name, it.item.data_source or "-"), Record(
+            records.append(((it.profile.name, (it.item.data_source or "-")[:SOURCE_CHARS]), Record(
                 reward=r.reward, components=r.components, source=_source_kind(it, r),
                 errors=tuple(f"{e.component}/{e.code}" for e in r.errors),
                 length=_length(it), group=_group_status(it), hits=len(it.hits), units=len(it.keys),
@@ -276,10 +278,12 @@ class Observatory:
                 "\n".join(f"{m.role}: {text_of(m.content)}" for m in item.messages or ())
             out.append({"time": t, "id": item.id, "group_id": item.group_id, "data_source": source,
                         "task": item.task, "prompt": _cut(prompt, 2000), "response": _cut(item.response, 4000),
-                        "reference": [_cut(x, 1000) for x in item.references()][:8], "result": r.model_dump(mode="json")})
+                        "reference": [_cut(x, 1000) for x in item.references()][:8],
+                        "result": r.model_dump(mode="json")})
         return out
 
-    def _summary(self, key: tuple[str, str], records: list[Record], total: int, whole: bool = False) -> dict[str, Any]:
+    def _summary(self, key: tuple[str, str], records: list[Record], total: int,
+                 whole: bool = False) -> dict[str, Any]:
         # The current window: the newest ``window`` records, or the newest half of a shorter run.
         k = len(records) if whole else min(self.window, len(records) - len(records) // 2)
         current, previous = records[len(records) - k:], records[:len(records) - k]

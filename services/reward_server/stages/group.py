@@ -83,7 +83,8 @@ def explain_length(it: Item, parts: dict[str, float], correct_ids: list[str] | N
     cfg = it.profile.length
     n = (it.item.metadata or {}).get("response_length")
     from_metadata = isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0
-    out = {"value": parts.get("length"), "L": float(n) if from_metadata else float(measure(it.item.response, cfg.measure)),
+    length = float(n) if from_metadata else float(measure(it.item.response, cfg.measure))
+    out = {"value": parts.get("length"), "L": length,
            "L_ref": parts.get("_length.ref"),
            "unit": "metadata.response_length (tokens)" if from_metadata else cfg.measure,
            "units": cfg.units, "reference": cfg.reference, "P_max": cfg.p_max, "tau": cfg.tau, "span": cfg.span,

@@ -1,0 +1,129 @@
+"""What the observatory's bookkeeping costs ``/score``: the mixed workload (``bench.hybrid``'s:
+math, multiple choice, open-ended captions through MiniLM, instruction items; requests of 256
+items) with the observatory on (the default), off (``HARMO_OBSERVATORY=false``), and on with
+the inspector keeping 100 items (every item then explained), in the same run.
+
+- **in-process**: three ``ScoringPipeline``s sharing one rule pool and one model registry, the
+  requests sent to each in turn (rounds interleave the settings, so drift in the machine falls
+  on all of them alike); the median round.
+- **HTTP**: three ``reward-server serve`` processes, 2 client threads with httpx, interleaved
+  rounds likewise.
+- **per-sample**: one item per request (veRL's pattern; the bookkeeping's fixed cost per request
+  weighs most there), 32 client threads over HTTP.
+
+    python -m bench.observatory [--groups 128] [--rounds 5] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from bench.run import report
+from bench.workloads import mixed_groups
+from devtools.servers import free_port, wait_until_up
+from harmo.protocol import ScoreRequest
+from harmo.server.pipeline import ScoringPipeline
+from harmo.server.settings import Settings
+
+BATCH = 256
+SETUPS = {"off": {"observatory": False}, "on": {"observatory": True},
+          "inspector": {"observatory": True, "inspector_items": 100}}
+
+
+def in_process(payloads: list[str], rounds: int) -> dict[str, float]:
+    base = Settings(cache="off", math_workers=2)
+    with ScoringPipeline(base) as first:
+        while not first.models.ready():
+            time.sleep(0.2)
+        pipelines = {name: ScoringPipeline(base.model_copy(update=upd), rule_pool=first.rule_pool,
+                                           models=first.models) for name, upd in SETUPS.items()}
+        try:
+            times: dict[str, list[float]] = {name: [] for name in SETUPS}
+            for p in pipelines.values():  # warm-up
+                p.score(ScoreRequest.model_validate_json(payloads[0])).model_dump_json()
+            for _ in range(rounds):
+                for name, p in pipelines.items():
+                    t = time.perf_counter()
+                    for body in payloads:
+                        p.score(ScoreRequest.model_validate_json(body)).model_dump_json()
+                    times[name].append(time.perf_counter() - t)
+        finally:
+            for p in pipelines.values():
+                p.close()
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def over_http(payloads: list[str], rounds: int, per_sample: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    env = {"HARMO_CACHE": "off", "HARMO_MATH_WORKERS": "2", "HF_HUB_OFFLINE": "1", "HARMO_LOG_LEVEL": "WARNING"}
+    servers = {}
+    for name, upd in SETUPS.items():
+        port = free_port()
+        extra = {f"HARMO_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in upd.items()}
+        proc = subprocess.Popen([sys.executable, "-m", "harmo.server.cli", "serve", "--port", str(port),
+                                 "--log-level", "warning"], env={**os.environ, **env, **extra})
+        servers[name] = (proc, f"http://127.0.0.1:{port}")
+    batch: dict[str, list[float]] = {name: [] for name in SETUPS}
+    single: dict[str, list[float]] = {name: [] for name in SETUPS}
+    try:
+        for proc, url in servers.values():
+            wait_until_up(proc, url + "/readyz", 300)
+        clients = {name: httpx.Client(base_url=url, timeout=300, limits=httpx.Limits(max_connections=64))
+                   for name, (_, url) in servers.items()}
+
+        def post(client: httpx.Client, body: str) -> None:
+            r = client.post("/score", content=body, headers={"content-type": "application/json"})
+            r.raise_for_status()
+
+        for c in clients.values():  # warm-up
+            post(c, payloads[0])
+            with ThreadPoolExecutor(32) as ex:
+                list(ex.map(lambda b, c=c: post(c, b), per_sample[:256]))
+        for _ in range(rounds):
+            for name, c in clients.items():
+                t = time.perf_counter()
+                with ThreadPoolExecutor(2) as ex:
+                    list(ex.map(lambda b, c=c: post(c, b), payloads))
+                batch[name].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                with ThreadPoolExecutor(32) as ex:
+                    list(ex.map(lambda b, c=c: post(c, b), per_sample))
+                single[name].append(time.perf_counter() - t)
+        for c in clients.values():
+            c.close()
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(30)
+    return ({n: statistics.median(ts) for n, ts in batch.items()},
+            {n: statistics.median(ts) for n, ts in single.items()})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    items = [i for g in mixed_groups(args.groups, seed=5) for i in g]
+    payloads = [json.dumps({"items": items[k:k + BATCH]}) for k in range(0, len(items), BATCH)]
+    # one item per request, without groups (a group spanning requests would wait for its members)
+    single = [json.dumps({"items": [{k: v for k, v in it.items() if k != "group_id"}]}) for it in items]
+    t_in = in_process(payloads, args.rounds)
+    t_http, t_single = over_http(payloads, args.rounds, single)
+    n = len(items)
+    out = {"items": n, "request_items": BATCH, "rounds": args.rounds}
+    for label, times in (("in_process", t_in), ("http", t_http), ("per_sample_http", t_single)):
+        out[label] = {name: {"items_per_s": n / t, "vs_off": times["off"] / t} for name, t in times.items()}
+    report(out, args.json)
+
+
+if __name__ == "__main__":
+    main()
