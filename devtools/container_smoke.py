@@ -164,6 +164,11 @@ def main() -> int:
         second = httpx.post(f"{url}/score", json=item, timeout=60).json()["results"][0]
         report["score"] = {"reward": first["reward"], "first_cached": first["cached"],
                            "second_cached": second["cached"]}
+        page, data = httpx.get(f"{url}/ui", timeout=10), httpx.get(f"{url}/ui/data", timeout=10)
+        report["ui"] = {"status": page.status_code, "csp": "content-security-policy" in page.headers,
+                        "page": "harmo reward observatory" in page.text,
+                        "items_seen": sum(s["total"] for s in data.json()["observatory"]["series"])
+                        if data.status_code == 200 else data.status_code}
         # the rollout job: runs to completion once the server is healthy
         deadline = time.monotonic() + 900
         rc = None
@@ -200,6 +205,8 @@ def main() -> int:
         "rollout wrote scored rows": report.get("rollout_rc") == 0 and len(report.get("rows", [])) == 2
         and all(r["reward"] is not None for r in report["rows"]),
         "CPU image without CUDA": report.get("cpu_image_cuda", "").startswith("None []"),
+        "the observatory's page served, with the requests seen": report.get("ui", {}).get("page") is True
+        and report["ui"]["csp"] and report["ui"]["items_seen"] >= 2,
     }
     report["checks"] = checks
     print(json.dumps(report, indent=1))

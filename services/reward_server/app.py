@@ -198,10 +198,9 @@ class ApiKeys:
     @staticmethod
     def key_of(headers: dict[bytes, bytes]) -> bytes:
         auth = headers.get(b"authorization", b"")
-        scheme = auth[:6].lower()
-        if scheme == b"bearer":
+        if auth[:7].lower() == b"bearer ":
             return auth[7:].strip()
-        if scheme == b"basic ":
+        if auth[:6].lower() == b"basic ":
             try:
                 return base64.b64decode(auth[6:].strip(), validate=True).partition(b":")[2]
             except (binascii.Error, ValueError):
@@ -213,8 +212,8 @@ class ApiKeys:
             key = self.key_of(dict(scope["headers"]))
             # bytes: compare_digest refuses non-ASCII str, and a header may hold anything
             if not any(hmac.compare_digest(key, k.encode()) for k in self.keys):
-                ui = scope["path"] == "/ui" or scope["path"].startswith("/ui/")
-                challenge = 'Basic realm="harmo reward server", charset="UTF-8"' if ui else "Bearer"
+                page = scope["path"] == "/ui" or scope["path"].startswith("/ui/")  # a browser's: it asks the user
+                challenge = 'Basic realm="harmo reward server", charset="UTF-8"' if page else "Bearer"
                 await JSONResponse({"detail": "a valid API key is needed (Authorization: Bearer KEY; in a browser, "
                                               "the key as the password)"},
                                    status_code=401, headers={"WWW-Authenticate": challenge})(scope, receive, send)

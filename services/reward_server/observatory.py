@@ -98,12 +98,15 @@ def hack_flags(item: ScoreItem, result: ScoreResult) -> tuple[str, ...]:
     if not paid:
         return ()
     text = item.response
-    if not text.strip():
+    if not text or text.isspace():
         return ("empty",)
     if len(text) <= FORMAT_ONLY_MAX and "<" in text and not _TAGS.sub("", text).strip():
         return ("format_only",)
-    answer = final_answer(text).text
-    if not answer.strip():
+    # What the verifier read, where it read something: the response is not parsed again.
+    answer = result.accuracy.extracted if result.accuracy else None
+    if answer is None:
+        answer = final_answer(text).text
+    if not answer or answer.isspace():
         return ("empty",)
     src = result.accuracy.source if result.accuracy else ""
     if src.startswith(("rule:", "blend:")) and len(answer) <= 200 and HEDGE_WORDS.search(answer):
@@ -133,6 +136,8 @@ def _group_status(it: Item) -> str | None:
 
 
 def _length(it: Item) -> float:
+    if it.length is not None:  # measured for its group's length part
+        return it.length
     n = (it.item.metadata or {}).get("response_length")
     if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0:
         return float(n)

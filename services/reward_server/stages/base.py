@@ -45,6 +45,7 @@ class Item:
     why: dict[str, dict[str, Any]] = field(default_factory=dict)
     prior: Check | None = None  # the rule verdict a model replaced or blended with
     model_score: float | None = None  # the model's score in a blend
+    length: float | None = None  # its length as the group's length part measured it
 
     def error(self, component: str, code: str, message: str) -> None:
         self.errors.append(ItemError(component=component, code=code, message=message))

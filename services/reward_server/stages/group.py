@@ -109,6 +109,8 @@ def member_of(it: Item) -> Member:
     p = it.profile
     values = {c: it.components[c] for c in (p.normalize.components if p.normalize else ()) if c in it.components}
     length = _length_of(it) if "length" in p.components else 0.0  # normalisation alone reads no length
+    if "length" in p.components:
+        it.length = length
     return Member(id=it.item.id or "", length=length, correct=it.check is not None and
                   it.check.verdict == "correct", values=values, fault=it.fault(),
                   digest=hashlib.sha256(it.item.response.encode()).hexdigest()[:24])
