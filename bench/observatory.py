@@ -1,13 +1,14 @@
 """What the observatory's bookkeeping costs ``/score``: the mixed workload (``bench.hybrid``'s:
 math, multiple choice, open-ended captions through MiniLM, instruction items; requests of 256
-items) with the observatory on (the default), off (``HARMO_OBSERVATORY=false``), and on with
-the inspector keeping 100 items (every item then explained), in the same run.
+items) with the observatory on (the default), off (``HARMO_OBSERVATORY=false``), on with the
+inspector keeping 100 items (every item then explained), and off again (two identical setups:
+the noise floor), in the same run.
 
-- **in-process**: three ``ScoringPipeline``s sharing one rule pool and one model registry, the
+- **in-process**: a ``ScoringPipeline`` for each setup, sharing one rule pool and one model registry, the
   requests sent to each in turn (rounds interleave the settings, so drift in the machine falls
   on all of them alike, and each goes first as often as the others): each round's time against
   the same round's with the observatory off, the median of these pairs and their range.
-- **HTTP**: three ``reward-server serve`` processes, 2 client threads with httpx, interleaved
+- **HTTP**: a ``reward-server serve`` process for each setup, 2 client threads with httpx, interleaved
   rounds likewise.
 - **server CPU per item**: the server's and its rule workers' CPU seconds over every round, per
   item: what bounds a busy node's throughput, and steadier than wall-clock rounds.
@@ -40,7 +41,9 @@ from harmo.server.pipeline import ScoringPipeline
 from harmo.server.settings import Settings
 
 BATCH = 256
-SETUPS = {"off": {"observatory": False}, "on": {"observatory": True},
+# "off_again" is "off" a second time: how far two identical setups differ on this machine (the
+# noise floor the others are read against).
+SETUPS = {"off": {"observatory": False}, "off_again": {"observatory": False}, "on": {"observatory": True},
           "inspector": {"observatory": True, "inspector_items": 100}}
 
 
@@ -104,32 +107,37 @@ def over_http(payloads: list[str], rounds: int, per_sample: list[str]) -> tuple[
     try:
         for proc, url in servers.values():
             wait_until_up(proc, url + "/readyz", 300)
-        clients = {name: httpx.Client(base_url=url, timeout=300, limits=httpx.Limits(max_connections=64))
-                   for name, (_, url) in servers.items()}
+        urls = {name: url for name, (_, url) in servers.items()}
+
+        def client(name: str) -> httpx.Client:
+            # a new one for each phase: the server closes connections idle past its keep-alive
+            # (5 s) while the other servers are measured, and a closing one must not be reused
+            return httpx.Client(base_url=urls[name], timeout=300, limits=httpx.Limits(max_connections=64))
 
         def post(client: httpx.Client, body: str) -> None:
             r = client.post("/score", content=body, headers={"content-type": "application/json"})
             r.raise_for_status()
 
-        for c in clients.values():  # warm-up
-            post(c, payloads[0])
-            with ThreadPoolExecutor(32) as ex:
-                list(ex.map(lambda b, c=c: post(c, b), per_sample[:256]))
+        for name in urls:  # warm-up
+            with client(name) as c:
+                post(c, payloads[0])
+                with ThreadPoolExecutor(32) as ex:
+                    list(ex.map(lambda b, c=c: post(c, b), per_sample[:256]))
         procs = {name: psutil.Process(proc.pid) for name, (proc, _) in servers.items()}
         for r in range(rounds):
-            for name, c in _rotated(clients, r):
-                t, c0 = time.perf_counter(), _cpu_s(procs[name])
-                with ThreadPoolExecutor(2) as ex:
-                    list(ex.map(lambda b, c=c: post(c, b), payloads))
-                batch[name].append(time.perf_counter() - t)
-                t, c1 = time.perf_counter(), _cpu_s(procs[name])
-                with ThreadPoolExecutor(32) as ex:
-                    list(ex.map(lambda b, c=c: post(c, b), per_sample))
-                single[name].append(time.perf_counter() - t)
+            for name, _ in _rotated(urls, r):
+                with client(name) as c:
+                    t, c0 = time.perf_counter(), _cpu_s(procs[name])
+                    with ThreadPoolExecutor(2) as ex:
+                        list(ex.map(lambda b, c=c: post(c, b), payloads))
+                    batch[name].append(time.perf_counter() - t)
+                with client(name) as c:
+                    t, c1 = time.perf_counter(), _cpu_s(procs[name])
+                    with ThreadPoolExecutor(32) as ex:
+                        list(ex.map(lambda b, c=c: post(c, b), per_sample))
+                    single[name].append(time.perf_counter() - t)
                 cpu[name][0] += c1 - c0
                 cpu[name][1] += _cpu_s(procs[name]) - c1
-        for c in clients.values():
-            c.close()
     finally:
         for proc, _ in servers.values():
             proc.terminate()
