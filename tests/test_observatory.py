@@ -225,7 +225,10 @@ def test_score_command_refuses_bad_arguments_in_one_line(tmp_path):
     good.write_text(json.dumps(GROUP[0]) + "\n")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(GROUP[0]) + "\n" + '{"respons": "x"}\n')
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({**GROUP[0], "task": "astrology"}) + "\n")
     cases = [((str(tmp_path / "missing.jsonl"), str(out)), "no such file"),
+             ((str(odd), str(out)), "task 'astrology' is not a task"),
              ((str(good), str(out), "--profile", "nope"), "unknown profile 'nope'"),
              ((str(good), str(tmp_path / "no" / "out.jsonl")), "no folder"),
              ((str(bad), str(out)), "bad.jsonl:2: invalid item")]

@@ -158,6 +158,12 @@ def score(args: argparse.Namespace) -> None:
         _fail(f"cannot read {src}: {exc}")
     if not items:
         _fail(f"{src} holds no items (one JSON object per line: see the README)")
+    from .rewards.registry import tasks
+
+    known = tasks()
+    for n, item in enumerate(items, 1):
+        if item.task not in known:
+            _fail(f"{src}: item {n}: task {item.task!r} is not a task; known: {', '.join(sorted(known))}")
     _models_present_or_exit(settings, profiles)
     _score_file(args, settings, items, dst)
 
@@ -201,7 +207,7 @@ def _score_file(args: argparse.Namespace, settings, items, dst: Path) -> None:
                 except (UnknownProfile, BadItem) as exc:
                     _fail(str(exc))
                 for r in resp.results:
-                    row = r.model_dump(mode="json", exclude_none=False)
+                    row = r.model_dump(mode="json")
                     row["profile"], row["profile_version"] = resp.profile, resp.profile_version
                     out.write(json.dumps(row) + "\n")
                     summary.add(r)
