@@ -199,7 +199,7 @@ class Observatory:
         self.thresholds = thresholds or Thresholds()
         self.timings = timings if timings is not None else TIMINGS
         self.inspect = inspect
-        self._inspected: deque[tuple[float, str, ScoreItem, ScoreResult]] = deque(maxlen=max(1, inspect))
+        self._inspected: deque[tuple[dict[str, Any], ScoreResult]] = deque(maxlen=max(1, inspect))
         self._series: dict[tuple[str, str], Series] = {}
         self._lock = threading.Lock()
         self._firing: set[tuple[str, str, str]] = set()
@@ -231,9 +231,11 @@ class Observatory:
                     series = self._series.get(key) or self._series.setdefault(key, Series(self.window))
                 series.records.append(rec)
                 series.total += 1
-            if self.inspect:
-                for (key, _), it, r in zip(records, items, results):
-                    self._inspected.append((now, key[1], it.item, r))
+        if self.inspect:
+            # cut now: the inspector must not hold whole 256k-character responses
+            kept = [_inspected(now, key[1], it.item, r) for (key, _), it, r in zip(records, items, results)]
+            with self._lock:
+                self._inspected.extend(kept)
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self, whole: bool = False) -> dict[str, Any]:
@@ -277,15 +279,7 @@ class Observatory:
     def inspected(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             rows = list(self._inspected)[::-1][:limit] if self.inspect else []
-        out = []
-        for t, source, item, r in rows:
-            prompt = item.prompt if item.prompt is not None else \
-                "\n".join(f"{m.role}: {text_of(m.content)}" for m in item.messages or ())
-            out.append({"time": t, "id": item.id, "group_id": item.group_id, "data_source": source,
-                        "task": item.task, "prompt": _cut(prompt, 2000), "response": _cut(item.response, 4000),
-                        "reference": [_cut(x, 1000) for x in item.references()][:8],
-                        "result": r.model_dump(mode="json")})
-        return out
+        return [{**row, "result": r.model_dump(mode="json")} for row, r in rows]
 
     def _summary(self, key: tuple[str, str], records: list[Record], total: int,
                  whole: bool = False) -> dict[str, Any]:
@@ -363,6 +357,14 @@ class Observatory:
             ALERTS.labels(*labels).set(0)
         for labels in firing:
             ALERTS.labels(*labels).set(1)
+
+
+def _inspected(t: float, source: str, item: ScoreItem, r: ScoreResult) -> tuple[dict[str, Any], ScoreResult]:
+    prompt = item.prompt if item.prompt is not None else \
+        "\n".join(f"{m.role}: {text_of(m.content)}" for m in item.messages or ())
+    return {"time": t, "id": item.id, "group_id": item.group_id, "data_source": source, "task": item.task,
+            "prompt": _cut(prompt, 2000), "response": _cut(item.response, 4000),
+            "reference": [_cut(x, 1000) for x in item.references()[:8]]}, r
 
 
 def _cut(text: str | None, limit: int) -> str | None:

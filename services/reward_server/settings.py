@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         64, gt=0, description="profile/data source pairs kept apart; the data sources that come after these share "
         "one '(other)' series per profile")
     inspector_items: int = Field(
-        0, ge=0, le=10_000, description="the inspector (GET /ui): the latest this many scored items, with prompts, "
+        0, ge=0, le=1000, description="the inspector (GET /ui): the latest this many scored items, with prompts, "
         "responses and why each got its reward; 0 (default) keeps none")
     alert_shift: float = Field(0.25, gt=0, description="a component's window mean moving more than this")
     alert_unjudged_rate: float = Field(0.2, ge=0, le=1, description="share of items whose accuracy nothing judged")

@@ -80,7 +80,7 @@ def add_routes(app: FastAPI, pipeline_of: Callable[[], Any]) -> None:
         return Response(files["app.css"], media_type="text/css; charset=utf-8", headers=HEADERS)
 
     @app.get("/ui/data", include_in_schema=False)
-    async def data(inspect: int = Query(50, ge=0, le=10_000)) -> Response:
+    async def data(inspect: int = Query(50, ge=0, le=1000)) -> Response:
         # summaries of up to 2 × window items per series: CPU work, off the event loop
         return _json(await run_in_threadpool(page_data, pipeline_of(), inspect))
 
