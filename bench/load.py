@@ -47,7 +47,7 @@ import psutil
 import uvloop
 
 from bench.workloads import choice_groups, math_groups, mixed_groups
-from devtools.servers import HealthProbe, free_port, minilm_profiles, wait_until_up
+from devtools.servers import HealthProbe, cpu_seconds, free_port, minilm_profiles, wait_until_up
 from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
 
@@ -69,15 +69,7 @@ class ServerProcess:
         self.ps = psutil.Process(self.proc.pid)
 
     def cpu_s(self) -> float:
-        """CPU seconds of the server and its live children (the rule workers)."""
-        total = 0.0
-        for p in [self.ps, *self.ps.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return cpu_seconds(self.ps)
 
     def rss_mb(self) -> float:
         return self.ps.memory_info().rss / 2**20

@@ -35,7 +35,7 @@ import psutil
 
 from bench.run import report
 from bench.workloads import mixed_groups
-from devtools.servers import free_port, wait_until_up
+from devtools.servers import cpu_seconds, free_port, wait_until_up
 from harmo.protocol import ScoreRequest
 from harmo.server.pipeline import ScoringPipeline
 from harmo.server.settings import Settings
@@ -127,17 +127,17 @@ def over_http(payloads: list[str], rounds: int, per_sample: list[str]) -> tuple[
         for r in range(rounds):
             for name, _ in _rotated(urls, r):
                 with client(name) as c:
-                    t, c0 = time.perf_counter(), _cpu_s(procs[name])
+                    t, c0 = time.perf_counter(), cpu_seconds(procs[name])
                     with ThreadPoolExecutor(2) as ex:
                         list(ex.map(lambda b, c=c: post(c, b), payloads))
                     batch[name].append(time.perf_counter() - t)
                 with client(name) as c:
-                    t, c1 = time.perf_counter(), _cpu_s(procs[name])
+                    t, c1 = time.perf_counter(), cpu_seconds(procs[name])
                     with ThreadPoolExecutor(32) as ex:
                         list(ex.map(lambda b, c=c: post(c, b), per_sample))
                     single[name].append(time.perf_counter() - t)
                 cpu[name][0] += c1 - c0
-                cpu[name][1] += _cpu_s(procs[name]) - c1
+                cpu[name][1] += cpu_seconds(procs[name]) - c1
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -145,16 +145,7 @@ def over_http(payloads: list[str], rounds: int, per_sample: list[str]) -> tuple[
     return batch, single, cpu
 
 
-def _cpu_s(p: psutil.Process) -> float:
-    """CPU seconds of a server and its rule workers."""
-    total = 0.0
-    for q in [p, *p.children(recursive=True)]:
-        try:
-            t = q.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+
 
 
 def main() -> None:

@@ -23,6 +23,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(p) -> float:
+    """CPU seconds of a process (a ``psutil.Process``: a server) and its live children (its rule workers)."""
+    import psutil
+
+    total = 0.0
+    for q in [p, *p.children(recursive=True)]:
+        try:
+            t = q.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def metric(url: str, name: str) -> float:
     """The sum of a Prometheus metric's samples on ``url``'s ``/metrics`` (``name`` may carry labels)."""
     text = httpx.get(f"{url}/metrics", timeout=5).text
