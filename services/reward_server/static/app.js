@@ -31,7 +31,7 @@ function fmt(v, digits = 3) {
 }
 const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(1) + "%");
 const $ = (id) => document.getElementById(id);
-// From the origin, never the page's own URL: one opened as http://user:key@host/ui holds
+// From the origin, never the page's own URL: a page opened with user:key@ in its address holds
 // credentials, which fetch() refuses in a URL (the browser sends them for the origin anyway).
 const api = (path) => location.origin + path;
 
