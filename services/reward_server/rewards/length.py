@@ -124,10 +124,17 @@ def group_length_rewards(
     lengths: Sequence[float], correct: Sequence[bool | None], cfg: LengthConfig
 ) -> list[float | None]:
     """R_len for each member of one group; None where the component does not apply."""
+    return length_rewards_and_reference(lengths, correct, cfg)[0]
+
+
+def length_rewards_and_reference(
+    lengths: Sequence[float], correct: Sequence[bool | None], cfg: LengthConfig
+) -> tuple[list[float | None], float | None]:
+    """``group_length_rewards`` and the L_ref they were computed against (None: no reference)."""
     n = len(lengths)
     ref = reference_length(lengths, correct, cfg)
     if ref is None:
-        return [None] * n
+        return [None] * n, None
     top = float(max(lengths)) if n else None
     out: list[float | None] = []
     for l, c in zip(lengths, correct):
@@ -135,4 +142,4 @@ def group_length_rewards(
         if not c:
             v = None if cfg.incorrect == "none" else (min(0.0, v) if cfg.incorrect == "nonpositive" else v)
         out.append(v)
-    return out
+    return out, ref

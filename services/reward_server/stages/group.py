@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..rewards.length import group_length_rewards, measure, reference_length
+from ..rewards.length import length_rewards_and_reference, measure
 from .base import Item, Stage
 
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ def group_parts(profile: Profile, members: list[Member]) -> list[dict[str, float
     out: list[dict[str, float]] = [{} for _ in members]
     if "length" in profile.components:
         lengths, correct = [m.length for m in members], [m.correct for m in members]
-        rewards = group_length_rewards(lengths, correct, profile.length)
-        ref = reference_length(lengths, correct, profile.length)
+        rewards, ref = length_rewards_and_reference(lengths, correct, profile.length)
         facts = {"_length.correct": float(sum(correct)), "_length.members": float(len(members))}
         if ref is not None:
             facts["_length.ref"] = ref
