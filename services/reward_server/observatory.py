@@ -63,9 +63,6 @@ class Timings:
                             "p95_ms": _pct(values, 0.95) * 1000})
         return out
 
-    def clear(self) -> None:
-        self._series.clear()
-
 
 TIMINGS = Timings()  # one per process, like the Prometheus metrics
 
@@ -193,11 +190,10 @@ class Observatory:
     latest items (with ``inspect`` > 0)."""
 
     def __init__(self, window: int = 1000, max_series: int = 64, inspect: int = 0,
-                 thresholds: Thresholds | None = None, timings: Timings | None = None) -> None:
+                 thresholds: Thresholds | None = None) -> None:
         self.window = window
         self.max_series = max_series
         self.thresholds = thresholds or Thresholds()
-        self.timings = timings if timings is not None else TIMINGS
         self.inspect = inspect
         self._inspected: deque[tuple[dict[str, Any], ScoreResult]] = deque(maxlen=max(1, inspect))
         self._series: dict[tuple[str, str], Series] = {}
@@ -247,7 +243,7 @@ class Observatory:
         alerts = [a for s in series for a in s["alerts"]]
         self._set_gauges(alerts)
         return {"time": time.time(), "started": self.started, "window": self.window, "series": series,
-                "alerts": alerts, "latency": self.timings.summary(), "inspector": self.inspect > 0}
+                "alerts": alerts, "latency": TIMINGS.summary(), "inspector": self.inspect > 0}
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts firing now (the gauges are set as a side effect)."""
