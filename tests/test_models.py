@@ -513,6 +513,29 @@ def test_vlm_fetches_remote_images_where_allowed(vlm_pipeline, image_server):
     assert remote.errors == [] and remote.components["accuracy"] == pytest.approx(inline.components["accuracy"])
 
 
+def test_close_leaves_no_model_thread_running(model_files):
+    """A registry closed while its start-up models load: close waits for the load in progress,
+    loads nothing after it and stops every batcher, so no thread runs torch when the interpreter
+    exits (one that does aborts the process after its work is done)."""
+    from harmo.server.models.embedding import EmbeddingConfig
+    from harmo.server.models.registry import ModelNotReady, ModelRegistry
+    from harmo.server.models.seqcls import SeqClsConfig
+
+    def model_threads():
+        return {t for t in threading.enumerate() if t.name == "model-load" or t.name.startswith("batcher-")}
+
+    before = model_threads()
+    reg = ModelRegistry({"first": EmbeddingConfig(load="startup"),
+                         "second": SeqClsConfig(path=str(model_files[0]), load="startup")}, "cpu")
+    reg.start()
+    reg.close()
+    assert model_threads() - before == set()
+    status = reg.status()
+    assert [status[n]["ready"] for n in ("first", "second")].count(True) <= 1  # nothing loads after close
+    with pytest.raises((ModelNotReady, RuntimeError)):
+        reg.submit("second", [ModelInput(response="x")])
+
+
 def test_vlm_without_value_head_is_refused(tmp_path):
     from devtools.models import tiny_qwen2vl_rm
     from harmo.server.models.registry import ModelRegistry

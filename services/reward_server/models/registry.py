@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # One model loads at a time in a process: transformers' lazy imports are not safe to run from
 # two threads at once (a lazy model loading beside the start-up thread, two registries).
 _LOAD_LOCK = threading.Lock()
+# How long shutdown waits for a start-up load in progress: bounded, a hung load must not hold it forever.
+_CLOSE_WAIT_S = 120.0
 
 BACKENDS: dict[str, type[Backend]] = {"embedding": EmbeddingBackend, "seq_cls": SeqClsBackend, "vlm": VLMBackend,
                                       "judge": JudgeBackend, "vllm": VLLMBackend}
@@ -60,6 +62,8 @@ class ModelRegistry:
         self._dtype = dtype
         self._fingerprints: dict[str, dict] = {}
         self._slots = {name: _Slot(BACKENDS[cfg.kind](name, cfg, self.device, dtype)) for name, cfg in configs.items()}
+        self._closed = False
+        self._loader: threading.Thread | None = None
 
     def start(self) -> None:
         """Load the start-up models in the background."""
@@ -69,12 +73,17 @@ class ModelRegistry:
                 for n in eager:
                     self._load(n)
                 gc.freeze()  # the weights and their modules live as long as the process (app.py)
-            threading.Thread(target=load, name="model-load", daemon=True).start()
+            self._loader = threading.Thread(target=load, name="model-load", daemon=True)
+            self._loader.start()
 
     def _load(self, name: str) -> _Slot:
         slot = self._slots[name]
         with slot.lock:
             if slot.loaded.is_set():
+                return slot
+            if self._closed:
+                slot.state = Loaded(ready=False, error="the server is shutting down")
+                slot.loaded.set()
                 return slot
             t = time.perf_counter()
             try:
@@ -169,10 +178,19 @@ class ModelRegistry:
         return all(s.state.ready for s in self._slots.values() if s.backend.config.load == "startup")
 
     def close(self) -> None:
+        """Stop every model thread. The start-up load in progress is waited for: a thread left
+        running torch when the interpreter exits aborts the process ("terminate called without an
+        active exception") instead of exiting; the models after it are not loaded."""
+        self._closed = True
+        if self._loader is not None:
+            self._loader.join(_CLOSE_WAIT_S)
+            if self._loader.is_alive():
+                log.warning("a model was still loading %.0fs after shutdown began", _CLOSE_WAIT_S)
         for slot in self._slots.values():
-            if slot.batcher is not None:
-                slot.batcher.close()
-            slot.backend.close()
+            with slot.lock:  # a lazy load in progress finishes first, and none starts after
+                if slot.batcher is not None:
+                    slot.batcher.close()
+                slot.backend.close()
 
 
 __all__ = ["ModelRegistry", "ModelConfig", "ModelNotReady", "QueueFull", "ModelOutput"]
