@@ -102,7 +102,9 @@ class ScoringPipeline:
         self.profiles = profiles or ProfileSet.load(self.settings.profiles_path)
         self._own_pool = rule_pool is None
         self.rule_pool = rule_pool or RuleWorkerPool(self.settings.math_workers, self.settings.math_timeout_s,
-                                                     instruction_timeout_s=self.settings.instruction_timeout_s)
+                                                     instruction_timeout_s=self.settings.instruction_timeout_s,
+                                                     code_timeout_s=self.settings.code_timeout_s,
+                                                     code_concurrency=self.settings.code_concurrency)
         self._own_models = models is None
         self.models = models or ModelRegistry(self.profiles.models, self.settings.model_device,
                                               self.settings.model_dtype, self.settings.torch_threads)

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
                               description="rule worker processes (math and instruction checks)")
     math_timeout_s: float = Field(5.0, gt=0, description="hard deadline per math item")
     instruction_timeout_s: float = Field(10.0, gt=0, description="hard deadline per item's instruction checks")
+    code_timeout_s: float = Field(
+        120.0, gt=0, description="hard deadline per code item (all its cases; the profile's item_timeout_s "
+        "stops the sandbox first)")
+    code_concurrency: int | None = Field(
+        None, gt=0, description="code sandboxes running at once; default: the number of rule workers")
+    max_code_tests_chars: int = Field(
+        8 * 2**20, gt=0, description="a code item's tests (its reference) past this are not run "
+        "(accuracy/reference_too_long); max_reference_chars is for the other tasks")
     # Models.
     model_dir: Path | None = Field(
         None, description="where weights named by a hub id live (`reward-server models pull` puts them there); "

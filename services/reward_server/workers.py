@@ -1,8 +1,10 @@
 """Isolated worker processes for the rule checks that can run long, with a hard per-item deadline.
 
-Three kinds of job run here: math verification (math-verify, sympy), IFEval's instruction
+Four kinds of job run here: math verification (math-verify, sympy), IFEval's instruction
 checks (the reference code, whose regular expressions include users' kwargs and passes that
-are quadratic on degenerate text), and the items of any verifier declared ``workers=True``.
+are quadratic on degenerate text), the items of any verifier declared ``workers=True``, and
+code items, whose worker starts a sandbox per item (``sandbox.py``; a deadline and a cap on
+how many run at once of their own).
 None can be stopped inside the server: a C-level regex
 match holds the GIL, and math-verify's timeouts rely on SIGALRM, which only works in a main
 thread. Each worker is a process of its own; a dispatcher thread per worker sends it one job
@@ -78,8 +80,17 @@ class VerifyJob(_ItemsJob):
     kind: ClassVar[str] = "verify"
 
 
+@dataclass
+class CodeJob(VerifyJob):
+    """``VerifyJob`` items of a verifier declared ``job="code"``: a sandbox per item."""
+
+    kind: ClassVar[str] = "code"
+
+
 Job = GroupJob | InstructionJob | VerifyJob
-_WHAT = {"math": "verification", "instruction": "the instruction check", "verify": "the verifier"}
+JOBS: dict[str, type[VerifyJob]] = {"verify": VerifyJob, "code": CodeJob}
+_WHAT = {"math": "verification", "instruction": "the instruction check", "verify": "the verifier",
+         "code": "the program's tests"}
 
 
 def _worker_main(conn: Connection) -> None:
@@ -103,7 +114,7 @@ def _worker_main(conn: Connection) -> None:
         if kind == "instruction":
             _instruction_items(conn, sources)
             continue
-        if kind == "verify":
+        if kind in ("verify", "code"):
             _verify_items(conn, sources)
             continue
         golds = None
@@ -178,10 +189,14 @@ class RuleWorkerPool:
     replacement."""
 
     def __init__(self, workers: int | None = None, item_timeout_s: float = 5.0, max_job_items: int = 16,
-                 instruction_timeout_s: float | None = None) -> None:
+                 instruction_timeout_s: float | None = None, code_timeout_s: float = 120.0,
+                 code_concurrency: int | None = None) -> None:
         self.n_workers = workers or max(1, (os.cpu_count() or 2))
         self.timeout_s = {"math": item_timeout_s, "instruction": instruction_timeout_s or item_timeout_s,
-                          "verify": item_timeout_s}
+                          "verify": item_timeout_s, "code": code_timeout_s}
+        # Sandboxes are processes beside the workers: the cap keeps their number (and their
+        # memory, up to processes x memory_mb each) bounded whatever the number of workers.
+        self._code_slots = threading.BoundedSemaphore(code_concurrency or self.n_workers)
         self.item_timeout_s = item_timeout_s
         self.max_job_items = max_job_items
         # forkserver: workers are forked from a clean single-threaded server process that has
@@ -224,7 +239,11 @@ class RuleWorkerPool:
                 self.workers[slot].kill()
                 return
             try:
-                self._run(slot, job)
+                if job.kind == "code":
+                    with self._code_slots:
+                        self._run(slot, job)
+                else:
+                    self._run(slot, job)
             except Exception as exc:  # noqa: BLE001 - never leave a future pending
                 log.exception("rule worker dispatcher failed")
                 for f in job.futures:

@@ -29,6 +29,7 @@ class Check:
     confidence: float
     extracted: str | None = None
     error: tuple[str, str] | None = None
+    details: dict | None = None  # the result's details under the verifier's name (code: each case)
 
     @classmethod
     def binary(cls, ok: bool, extracted: str | None, confidence: float = 1.0) -> "Check":
@@ -59,8 +60,10 @@ class Verifier:
     block. ``workers=True``: ``fn`` runs in a rule worker process under the hard per-item deadline
     (``HARMO_MATH_TIMEOUT_S``), for a check that can run long or hang on hostile input (a timeout
     is a typed ``timeout`` error); ``fn`` must then be importable by name (a module-level
-    function). ``fn=None`` is math's own worker path (``rewards/math.py``: planned in the server,
-    its gold parsed once per group in the workers). ``version`` is
+    function). ``job="code"``: the code deadline (``HARMO_CODE_TIMEOUT_S``) and the cap on
+    sandboxes running at once (``HARMO_CODE_CONCURRENCY``) instead. ``fn=None`` is math's own
+    worker path (``rewards/math.py``: planned in the server, its gold parsed once per group in
+    the workers). ``version`` is
     bumped on purpose whenever the verdicts may change: cached verdicts of other versions miss
     (tests/test_versions.py fails when the code in ``sources`` changes without a bump).
     ``dependencies`` are the distributions whose versions the verdicts depend on."""
@@ -73,3 +76,5 @@ class Verifier:
     sources: tuple[str, ...]
     dependencies: tuple[str, ...] = ()
     workers: bool = False
+    unify: bool = True  # reads text through rewards/unicode.py (code: the exact text the program is)
+    job: str = "verify"  # which of the worker pool's deadlines and concurrency caps applies (workers.py)

@@ -7,7 +7,7 @@ verifier's version. A new verifier is a module with its ``Verifier`` and a line 
 """
 from __future__ import annotations
 
-from . import choice, math, numeric, text
+from . import choice, code, math, numeric, text
 from .base import Verifier
 
 VERIFIERS: dict[str, Verifier] = {}
@@ -21,7 +21,8 @@ def register(v: Verifier) -> Verifier:
     return v
 
 
-for _v in (math.VERIFIER, choice.VERIFIER, numeric.NUMBER, numeric.CHART, text.OCR, text.VQA, text.TEXT):
+for _v in (math.VERIFIER, choice.VERIFIER, numeric.NUMBER, numeric.CHART, text.OCR, text.VQA, text.TEXT,
+           code.VERIFIER):
     register(_v)
 
 

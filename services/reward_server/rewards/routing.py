@@ -13,6 +13,14 @@ _LETTER = re.compile(r"[\(\[]?\s*[A-E]\s*[\)\]\.]?")
 _MATHY = re.compile(r"[\\^{}_=]|\d\s*[+\-*/]\s*\w|\w\s*[+\-*/]\s*\d|^[a-z]$|[a-z]\s*[+\-*/=<>]")
 _WORDS = re.compile(r"[A-Za-z]{3,}")
 _LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+_TEST_KEYS = re.compile(r'^\{\s*"(inputs|outputs|fn_name|test|test_list|entry_point)"\s*:')
+_ASSERT_LINE = re.compile(r"^(assert |def check\()", re.M)
+
+
+def _is_tests(reference: str) -> bool:
+    """A code dataset's tests: its JSON forms, or assert-style test code (rewards/code.py)."""
+    head = reference.lstrip()[:64]
+    return bool(_TEST_KEYS.match(head)) or bool(_ASSERT_LINE.search(reference[:4096]))
 
 
 def route(item: ScoreItem, data_source_routes: dict[str, str]) -> str:
@@ -23,6 +31,8 @@ def route(item: ScoreItem, data_source_routes: dict[str, str]) -> str:
         for pattern, task in data_source_routes.items():
             if fnmatch.fnmatchcase(item.data_source.lower(), pattern.lower()):
                 return task
+    if len(item.references()) == 1 and _is_tests(item.references()[0]):
+        return "code"
     refs = [unify(r) for r in item.references()]
     if item.choices:
         return "choice"

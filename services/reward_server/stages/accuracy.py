@@ -17,7 +17,7 @@ from ..rewards.base import Check
 from ..rewards.math import gold_text, plan_math, to_check
 from ..rewards.registry import VERIFIERS
 from ..rewards.unicode import unify
-from ..workers import GroupJob, VerifyJob
+from ..workers import JOBS, GroupJob
 from .base import Item, Stage
 from .models import ModelStage, model_key_inputs
 
@@ -56,7 +56,9 @@ class AccuracyStage(Stage):
     def restore(self, it: Item, unit: str, value: Any) -> None:
         err = value.get("error")
         it.check = Check(value["score"], value["verdict"], value["confidence"], value["extracted"],
-                         tuple(err) if err else None)
+                         tuple(err) if err else None, value.get("details"))
+        if it.check.details is not None:
+            it.details[it.task] = it.check.details
         it.source = value["source"]
         it.cached.append("accuracy")
 
@@ -67,7 +69,8 @@ class AccuracyStage(Stage):
         if "accuracy" not in it.keys or "accuracy" in it.hits or c is None or c.verdict == "error" or it.transient:
             return {}
         return {"accuracy": {"score": c.score, "verdict": c.verdict, "confidence": c.confidence,
-                             "extracted": c.extracted, "error": c.error, "source": it.source}}
+                             "extracted": c.extracted, "error": c.error, "source": it.source,
+                             **({"details": c.details} if c.details is not None else {})}}
 
     def run(self, items: list[Item]) -> None:
         # A job is sent as soon as its run of items ends, so the workers start while the rest of
@@ -76,7 +79,7 @@ class AccuracyStage(Stage):
         run_refs: tuple[str, ...] | None = None
         run: dict[str, list[Item]] = {}
         extracted: dict[int, str] = {}  # a math item's final answer, by id(item), for its verdict
-        in_workers: list[tuple[Item, tuple]] = []  # items of verifiers declared workers=True
+        in_workers: dict[str, list[tuple[Item, tuple]]] = {}  # items of verifiers declared workers=True, by job
 
         def flush() -> None:
             if run:
@@ -89,13 +92,15 @@ class AccuracyStage(Stage):
             if "accuracy" not in it.profile.components or "accuracy" in it.hits or it.task == "open":
                 continue
             # One reading of Unicode for every verifier (rewards/unicode.py), answers and references alike.
-            refs = [unify(r) for r in it.item.references()]
-            response = unify(it.item.response)
+            v = VERIFIERS[it.task]
+            refs = [unify(r) if v.unify else r for r in it.item.references()]
+            response = unify(it.item.response) if v.unify else it.item.response
             it.source = f"rule:{it.task}"
             if not refs:
                 it.check = Check(0.0, "error", 0.0, None, ("no_reference", f"task {it.task!r} needs a reference"))
                 continue
-            size, limit = sum(map(len, refs)), self.ctx.settings.max_reference_chars
+            size, settings = sum(map(len, refs)), self.ctx.settings
+            limit = settings.max_code_tests_chars if it.task == "code" else settings.max_reference_chars
             if size > limit:  # verifiers compare against every reference: their cost grows with it
                 it.check = Check(0.0, "error", 0.0, None, (
                     "reference_too_long", f"references of {size} characters; the limit is {limit}"))
@@ -118,23 +123,24 @@ class AccuracyStage(Stage):
                     run_refs = tuple(refs)
                 run.setdefault(plan.source, []).append(it)  # type: ignore[arg-type]
                 continue
-            v = VERIFIERS[it.task]
             choices = [unify(c) for c in it.item.choices] if it.item.choices is not None else None
             kwargs = {"choices": choices, "prompt": it.item.prompt, **it.profile.accuracy.options(it.task)}
             if v.workers:  # the declaration says: in a worker process, under the hard deadline
-                in_workers.append((it, (v.fn, response, refs, kwargs)))
+                in_workers.setdefault(v.job, []).append((it, (v.fn, response, refs, kwargs)))
                 continue
             t = time.perf_counter()
             try:
                 it.check = v.fn(response, refs, **kwargs)  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
                 it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))
+            if it.check.details is not None:
+                it.details[it.task] = it.check.details
             TIMINGS.add("verifier", v.name, time.perf_counter() - t)
         flush()
-        if in_workers:
-            futures = self.ctx.rule_pool.submit(VerifyJob([source for _, source in in_workers]))
+        for job, entries in in_workers.items():
+            futures = self.ctx.rule_pool.submit(JOBS[job]([source for _, source in entries]))
             sent = time.perf_counter()
-            pending.extend((f, [it], it.task, sent) for f, (it, _) in zip(futures, in_workers))
+            pending.extend((f, [it], it.task, sent) for f, (it, _) in zip(futures, entries))
         for fut, its, verifier, sent in pending:
             # The pool resolves every future (a verdict, a timeout or an error); the outer
             # bound only guards against a pool that was shut down under us.
@@ -142,3 +148,5 @@ class AccuracyStage(Stage):
             TIMINGS.add("verifier", verifier, time.perf_counter() - sent)  # until its verdict was in hand
             for it in its:
                 it.check = result if isinstance(result, Check) else to_check(result, extracted.get(id(it), ""))
+                if it.check.details is not None:
+                    it.details[it.task] = it.check.details

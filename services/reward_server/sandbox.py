@@ -1,0 +1,160 @@
+"""Running untrusted programs: bubblewrap (Debian's ``bubblewrap``), one sandbox per item.
+
+The sandbox gets new user, PID, network, IPC, UTS and cgroup namespaces (no network at all:
+not even the host's loopback, so neither Redis nor this server can be reached), a read-only view
+of the system's ``/usr`` and of the interpreter's prefix and nothing else of the host's files, a
+private size-limited ``/tmp``, an empty environment, a new session (no terminal to inject
+into), no capabilities and an unprivileged uid. ``sandbox_harness.py`` runs inside and applies
+per-case limits (CPU and wall time, memory, processes and threads, file and output size, open
+files) to a forked child per case. The worker process that started it kills it (its whole
+process group; the PID namespace then takes every process in it) at the item's wall deadline,
+and the sandbox dies with its parent if that process dies.
+
+Why bubblewrap: it is one small setuid-free binary in Debian, used by Flatpak, that sets up
+exactly these namespaces and mounts and nothing more; nsjail is not in Debian's main archive
+and firejail is a larger setuid program with a history of privilege escalations. Limits that
+bubblewrap does not set are ``setrlimit`` in the harness (a cgroup would need a delegated
+hierarchy, which a pod does not have by default).
+
+The threat model and how to run it in Kubernetes: docs/reliability.md ("Code sandbox").
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+HARNESS = (Path(__file__).with_name("sandbox_harness.py")).read_text()
+_NOBODY = 65534  # the sandbox's uid inside its user namespace, and outside it when we are root
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can run here (bubblewrap missing, or user namespaces not permitted): code items
+    get a typed error instead of running anywhere else."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per case, inside the sandbox."""
+
+    case_timeout_s: float = 2.0  # wall time; CPU time is limited to the same (rounded up)
+    memory_bytes: int = 512 << 20  # address space per process
+    processes: int = 16  # processes and threads of the sandbox's uid, harness included
+    output_bytes: int = 1 << 20  # per file written, stdout included
+    open_files: int = 64
+    tmp_bytes: int = 64 << 20  # the private /tmp (memory-backed)
+
+
+def interpreter() -> str:
+    """``HARMO_SANDBOX_PYTHON``, else the base interpreter (not a virtual environment's: the
+    sandbox sees the standard library only). As root, bubblewrap runs as nobody (see ``run``),
+    who must be able to reach it: one under a private home falls back to the system's."""
+    if os.environ.get("HARMO_SANDBOX_PYTHON"):
+        return os.environ["HARMO_SANDBOX_PYTHON"]
+    base = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    if os.geteuid() != 0 or _reachable(base):
+        return base
+    for system in ("/usr/local/bin/python3", "/usr/bin/python3"):
+        if os.path.exists(system) and _reachable(os.path.realpath(system)):
+            return os.path.realpath(system)
+    return base
+
+
+def _reachable(path: str) -> bool:
+    """Whether any user may run ``path``: every directory above it searchable by others."""
+    p = Path(path)
+    return all(os.stat(d).st_mode & 0o001 for d in p.parents) and bool(os.stat(p).st_mode & 0o001)
+
+
+def _prefix(python: str) -> str:
+    """The interpreter's installation (``/usr`` for a system one), bound read-only."""
+    return str(Path(python).resolve().parent.parent)
+
+
+def command(limits: Limits, python: str | None = None) -> list[str]:
+    python = python or interpreter()
+    bwrap = shutil.which("bwrap") or "/usr/bin/bwrap"
+    cmd = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
+           "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp",
+           "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+           "--uid", str(_NOBODY), "--gid", str(_NOBODY), "--disable-userns", "--cap-drop", "ALL",
+           "--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            cmd += ["--ro-bind", top, top]
+    prefix = _prefix(python)
+    if not (prefix == "/usr" or prefix.startswith("/usr/")):
+        cmd += ["--ro-bind", prefix, prefix]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+            "--chdir", "/tmp", python, "-I", "-S", "-B", "-c", HARNESS]
+    return cmd
+
+
+def run(job: dict, limits: Limits, wall_s: float, python: str | None = None) -> tuple[list[dict], str | None]:
+    """Run ``job`` (``mode``, ``source``, ``cases``, and ``fn_name`` for call mode) in a fresh
+    sandbox. Returns each case's result line in order (cases after a harness that died or ran
+    out of ``wall_s`` are missing) and, when it ended early, why."""
+    payload = json.dumps({**job, "limits": asdict(limits)}).encode()
+    python = python or interpreter()
+    as_root = os.geteuid() == 0
+    # As root, bubblewrap runs as nobody: the kernel does not count the processes of uid 0 against
+    # a process limit, whatever user namespace they are in (a fork bomb would not be stopped).
+    # The environment is the sandbox's init's (visible in its /proc/1/environ): nothing of ours.
+    proc = subprocess.Popen(
+        command(limits, python), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"}, start_new_session=True, cwd="/",
+        **({"user": _NOBODY, "group": _NOBODY, "extra_groups": []} if as_root else {}))
+    try:
+        out, err = proc.communicate(payload, timeout=wall_s)
+        ended = None if proc.returncode == 0 else "the program killed the test harness" \
+            if proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL, 137) else \
+            f"the sandbox exited with status {proc.returncode}: {err.decode(errors='replace')[-300:]}"
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        out, _ = proc.communicate()
+        ended = f"the item's cases took over {wall_s:g}s in all"
+    results = []
+    for line in out.splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(r, dict) and r.get("i") == len(results):
+            results.append(r)
+    return results, ended
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@lru_cache(maxsize=1)
+def available() -> str | None:
+    """None when a sandbox runs here, else why not (checked once per process)."""
+    if not (shutil.which("bwrap") or os.path.exists("/usr/bin/bwrap")):
+        return "bubblewrap (bwrap) is not installed"
+    try:
+        results, ended = run({"mode": "stdio", "source": "print(input())", "cases": [{"stdin": "ok\n"}]},
+                             Limits(), 30)
+    except OSError as exc:
+        return f"bubblewrap could not start: {exc}"
+    if not results or results[0].get("stdout") != "ok\n":
+        return f"bubblewrap could not run a program ({ended or 'no output'}); user namespaces may be disabled"
+    return None
+
+
+def require() -> None:
+    why = available()
+    if why:
+        raise SandboxUnavailable(why)
