@@ -46,6 +46,9 @@ FROM python AS cpu
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_HOME=/models/hf \
     HARMO_MODEL_DIR=/models/harmo HARMO_NLTK_DATA=/home/harmo/nltk_data HARMO_MODEL_DEVICE=cpu
 COPY --from=build-cpu /opt/venv /opt/venv
+# bubblewrap: the sandbox that code items' programs run in (services/reward_server/sandbox.py)
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap=0.8.0-2+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -p /models /config \
     && chown harmo /models /config
 USER 10001
@@ -66,6 +69,11 @@ COPY --from=build-cuda /opt/venv /opt/venv
 # torch's CUDA and the base's must agree (major.minor)
 RUN python -c "import os, torch; want = '.'.join(os.environ['CUDA_VERSION'].split('.')[:2]); \
 assert torch.version.cuda == want, (torch.version.cuda, want)"
+# bubblewrap: the sandbox that code items' programs run in; the base's own build (the CUDA base
+# image moves with Ubuntu's security updates, a pinned version would stop matching it)
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin harmo && mkdir -p /models /config \
     && chown harmo /models /config
 USER 10001

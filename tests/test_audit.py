@@ -20,11 +20,13 @@ def _audit(pipeline, profile: str) -> list[dict]:
     return run_audit(results)
 
 
-@pytest.mark.parametrize("profile", ["harmo", "accuracy_only", "dapo", "kimi"])
+@pytest.mark.parametrize("profile", ["harmo", "accuracy_only", "dapo", "kimi", "code"])
 def test_every_shipped_profile_passes_its_audit(pipeline, profile):
-    assert set(pipeline.profiles.profiles) == {"harmo", "accuracy_only", "dapo", "kimi"}
+    assert set(pipeline.profiles.profiles) == {"harmo", "accuracy_only", "dapo", "kimi", "code"}
     rows = _audit(pipeline, profile)
     assert len(rows) >= 45
+    # the code hacks are probed (the sandbox runs here), and the right program is paid
+    assert sum(r["task"].startswith("code") and r["probe"].startswith("code:") for r in rows) >= 8
     failed = [r for r in rows if r["must_not_pay"] and r["paid"]]
     assert not failed, json.dumps(failed, indent=1)
 
@@ -43,7 +45,9 @@ def test_the_probes_cover_the_known_holes():
     names = {p.name for p in PROBES}
     for needed in ("empty response", "format only", "answer only inside <think>", "hedge between two answers",
                    "every option", "gold inside a larger number", "text addressed to the grader",
-                   "huge repetitive response", "look-alike characters", "an approximation", "a refusal"):
+                   "huge repetitive response", "look-alike characters", "an approximation", "a refusal",
+                   "code: the visible tests as a lookup table", "code: exit(0) before the asserts",
+                   "code: AssertionError caught", "code: the test harness monkeypatched"):
         assert needed in names
 
 

@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -94,7 +95,7 @@ def command(limits: Limits, python: str | None = None) -> list[str]:
     if not (prefix == "/usr" or prefix.startswith("/usr/")):
         cmd += ["--ro-bind", prefix, prefix]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-            "--chdir", "/tmp", python, "-I", "-S", "-B", "-c", HARNESS]
+            "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp", python, "-I", "-S", "-B", "-c", HARNESS]
     return cmd
 
 
@@ -108,10 +109,17 @@ def run(job: dict, limits: Limits, wall_s: float, python: str | None = None) -> 
     # As root, bubblewrap runs as nobody: the kernel does not count the processes of uid 0 against
     # a process limit, whatever user namespace they are in (a fork bomb would not be stopped).
     # The environment is the sandbox's init's (visible in its /proc/1/environ): nothing of ours.
-    proc = subprocess.Popen(
-        command(limits, python), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin"}, start_new_session=True, cwd="/",
-        **({"user": _NOBODY, "group": _NOBODY, "extra_groups": []} if as_root else {}))
+    _adopt_orphans()
+    info_r, info_w = os.pipe()
+    try:
+        cmd = command(limits, python)
+        cmd[1:1] = ["--info-fd", str(info_w)]
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(info_w,),
+            env={"PATH": "/usr/bin:/bin"}, start_new_session=True, cwd="/",
+            **({"user": _NOBODY, "group": _NOBODY, "extra_groups": []} if as_root else {}))
+    finally:
+        os.close(info_w)
     try:
         out, err = proc.communicate(payload, timeout=wall_s)
         ended = None if proc.returncode == 0 else "the program killed the test harness" \
@@ -121,6 +129,8 @@ def run(job: dict, limits: Limits, wall_s: float, python: str | None = None) -> 
         _kill(proc)
         out, _ = proc.communicate()
         ended = f"the item's cases took over {wall_s:g}s in all"
+    finally:
+        _reap(info_r)
     results = []
     for line in out.splitlines():
         try:
@@ -130,6 +140,38 @@ def run(job: dict, limits: Limits, wall_s: float, python: str | None = None) -> 
         if isinstance(r, dict) and r.get("i") == len(results):
             results.append(r)
     return results, ended
+
+
+@lru_cache(maxsize=1)
+def _adopt_orphans() -> None:
+    """Become a child subreaper: bubblewrap's inner process (the sandbox's init) can outlive the
+    outer one by a moment, and an orphan left to a PID 1 that does not reap (a container's
+    entrypoint, often) stays a zombie for good. Adopted, it is reaped by ``_reap``."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap(info_fd: int) -> None:
+    """Wait for the sandbox's init (its pid is in bubblewrap's --info-fd report); it dies with
+    the outer process (--die-with-parent), so this is short."""
+    try:
+        with os.fdopen(info_fd, "rb") as f:
+            pid = json.loads(f.read(65536) or b"{}").get("child-pid")
+    except (OSError, ValueError):
+        return
+    if not isinstance(pid, int):
+        return
+    for _ in range(2000):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:  # not ours (no subreaper here), or reaped already
+            return
+        time.sleep(0.001)
 
 
 def _kill(proc: subprocess.Popen) -> None:

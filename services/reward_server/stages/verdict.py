@@ -10,6 +10,9 @@ from harmo.protocol import AccuracyInfo
 from ..rewards.registry import VERIFIERS
 from .base import Item, Stage
 
+# A rule's errors that say it could not run at all (not that the input was bad): unjudged.
+UNCOMPUTED = ("internal", "sandbox_unavailable")
+
 
 class VerdictStage(Stage):
     name = "verdict"
@@ -47,7 +50,7 @@ class VerdictStage(Stage):
         c = it.check
         if c.error is not None:
             it.error("accuracy", *c.error)
-        uncomputed = c.error is not None and (c.error[0] == "internal" or it.source.startswith("model:"))
+        uncomputed = c.error is not None and (c.error[0] in UNCOMPUTED or it.source.startswith("model:"))
         if c.verdict == "error" and uncomputed:
             # The accuracy could not be computed (a verifier failed on this input, the model
             # failed, timed out or was overloaded): unjudged, as the profile says, never a zero
