@@ -94,7 +94,9 @@ def command(limits: Limits, python: str | None = None) -> list[str]:
     prefix = _prefix(python)
     if not (prefix == "/usr" or prefix.startswith("/usr/")):
         cmd += ["--ro-bind", prefix, prefix]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+    # No /proc: nothing of another process to read, and no procfs to mount, which a container
+    # runtime's masked /proc paths would refuse (docs/reliability.md, "Code sandbox").
+    cmd += ["--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
             "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp", python, "-I", "-S", "-B", "-c", HARNESS]
     return cmd
 
