@@ -308,3 +308,13 @@ def test_humaneval_agrees_with_its_own_harness(pipeline):
     assert not any(a or b for _, a, b in by_kind["stub"])
     assert len(by_kind["mutant"]) >= 15
     assert [(t, a, b) for t, a, b in by_kind["mutant"] if a != b] == []
+
+
+def test_verdicts_are_cached_with_their_details_but_not_timeouts(tmp_path, pipeline):
+    with ScoringPipeline(Settings(cache="local"), rule_pool=pipeline.rule_pool, models=pipeline.models) as p:
+        items = [code_item("a, b = map(int, input().split())\nprint(a + b)"),
+                 code_item("import time\ntime.sleep(30)", json.dumps({"inputs": [""], "outputs": ["1"]}))]
+        first, again = results(p, items), results(p, items)
+    assert again[0].cached == ["accuracy"] and again[0].details == first[0].details
+    assert again[0].details["code"]["passed"] == 3
+    assert again[1].cached == [] and again[1].errors[0].code == "code_timeout"  # ran again

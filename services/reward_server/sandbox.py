@@ -44,7 +44,7 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """Per case, inside the sandbox."""
 
-    case_timeout_s: float = 2.0  # wall time; CPU time is limited to the same (rounded up)
+    case_timeout_s: float = 2.0  # CPU time (whole seconds, rounded up); wall time twice that plus 1 s
     memory_bytes: int = 512 << 20  # address space per process
     processes: int = 16  # processes and threads of the sandbox's uid, harness included
     output_bytes: int = 1 << 20  # per file written, stdout included

@@ -46,14 +46,15 @@ class CodeOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     reward: Literal["fraction", "all"] = "fraction"
-    case_timeout_s: float = Field(2.0, gt=0, le=60)
+    case_timeout_s: float = Field(2.0, gt=0, le=60, description="CPU seconds per case (rounded up to whole "
+                                  "seconds); a case's wall time may be twice that plus one")
     memory_mb: int = Field(512, ge=64, le=16384)
     processes: int = Field(16, ge=4, le=1024)
     output_kb: int = Field(1024, ge=1, le=262144)
     float_tolerance: float | None = Field(None, ge=0)
     max_cases: int = Field(64, ge=1, le=10000)
-    item_timeout_s: float = Field(30.0, gt=0, le=600,
-                                  description="all of an item's cases; past it the rest fail as timeouts")
+    item_timeout_s: float = Field(30.0, gt=0, le=110, description="all of an item's cases; past it the rest "
+                                  "fail as timeouts (HARMO_CODE_TIMEOUT_S, 120, is the worker's hard deadline)")
 
 
 @dataclass(frozen=True)

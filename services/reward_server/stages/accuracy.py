@@ -68,6 +68,8 @@ class AccuracyStage(Stage):
         # is computed again next time.
         if "accuracy" not in it.keys or "accuracy" in it.hits or c is None or c.verdict == "error" or it.transient:
             return {}
+        if c.details and any(r.get("status") == "timeout" for r in c.details.get("results", ())):
+            return {}  # a program's timeout may be the machine's load: run again next time
         return {"accuracy": {"score": c.score, "verdict": c.verdict, "confidence": c.confidence,
                              "extracted": c.extracted, "error": c.error, "source": it.source,
                              **({"details": c.details} if c.details is not None else {})}}
