@@ -318,3 +318,16 @@ def test_verdicts_are_cached_with_their_details_but_not_timeouts(tmp_path, pipel
     assert again[0].cached == ["accuracy"] and again[0].details == first[0].details
     assert again[0].details["code"]["passed"] == 3
     assert again[1].cached == [] and again[1].errors[0].code == "code_timeout"  # ran again
+
+
+def test_a_verl_row_of_a_code_dataset_scores_unchanged(pipeline):
+    """veRL's code datasets: data_source, and ground_truth as a JSON string or an object."""
+    from harmo.client.verl_reward import build_item
+
+    tests = {"inputs": ["2\n", "5\n"], "outputs": ["4\n", "25\n"]}
+    rows = [build_item(data_source="codecontests", ground_truth=gt, extra_info={}, uid="u", occurrence=i,
+                       group_size=None, response_length=None, response=py("n = int(input())\nprint(n * n)"))
+            for i, gt in enumerate([json.dumps(tests), tests])]
+    r = results(pipeline, rows, profile="harmo")
+    assert [x.accuracy.source for x in r] == ["rule:code"] * 2
+    assert [x.components["accuracy"] for x in r] == [1.0, 1.0]

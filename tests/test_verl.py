@@ -42,6 +42,7 @@ def test_verl_reward_loop_equals_one_score_call(server):
         assert out["extra"][key] == [r["components"].get(key) for r in ref], key
     assert out["extra"]["acc"] == [{"correct": 1.0, "incorrect": 0.0}.get(r["accuracy"]["verdict"]) for r in ref]
     assert set(out["extra"]["reward_null"]) == {0.0}
+    assert {r["accuracy"]["source"] for r in ref} >= {"rule:math", "rule:choice", "rule:code"}
     # Group-relative parts were there: members that arrived one per request were scored as a group.
     assert sum(v != 0 for v in out["extra"]["length"] if v is not None) >= 4
 

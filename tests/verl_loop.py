@@ -32,7 +32,7 @@ N = 8
 def samples(groups: int, rng: random.Random) -> list[dict]:
     out = []
     for g in range(groups):
-        kind = g % 3
+        kind = g % 4
         for _ in range(N):
             if kind == 0:  # math, verified by rule
                 ans = rng.choice(["12", "\\frac{24}{2}", "13", "12.0", "x"])
@@ -43,6 +43,12 @@ def samples(groups: int, rng: random.Random) -> list[dict]:
                 s = {"data_source": "mmmu_val", "prompt": "Which is a mammal? (A) trout (B) whale", "gt": "B",
                      "extra": {"task": "choice", "choices": ["trout", "whale"]},
                      "response": f"<think>{'hmm ' * rng.randint(1, 9)}</think><answer>{rng.choice('AB')}</answer>"}
+            elif kind == 3:  # code: veRL's code-dataset form (ground_truth: stdin/stdout tests as JSON)
+                program = rng.choice(["n = int(input())\nprint(n * n)", "n = int(input())\nprint(n + n)",
+                                      "print(input())"])
+                s = {"data_source": "codecontests", "prompt": "Read n and print its square.",
+                     "gt": json.dumps({"inputs": ["2\n", "3\n"], "outputs": ["4\n", "9\n"]}), "extra": {},
+                     "response": f"<think>square it</think><answer>```python\n{program}\n```</answer>"}
             else:  # instruction following, no reference
                 s = {"data_source": "ifeval_like", "prompt": "Describe rain without commas.", "gt": "",
                      "extra": {"constraints": [{"id": "punctuation:no_comma", "kwargs": {}},

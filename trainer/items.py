@@ -60,6 +60,8 @@ def reference_of(value: Any) -> str | list[str] | None:
     value = plain(value)
     if value is None or value == "" or value == []:
         return None
+    if isinstance(value, dict):  # a code dataset's tests as an object ({"inputs": ..., "outputs": ...}): JSON
+        return json.dumps(value)
     return [str(v) for v in value] if isinstance(value, list) else str(value)
 
 
