@@ -331,3 +331,22 @@ def test_a_verl_row_of_a_code_dataset_scores_unchanged(pipeline):
     r = results(pipeline, rows, profile="harmo")
     assert [x.accuracy.source for x in r] == ["rule:code"] * 2
     assert [x.components["accuracy"] for x in r] == [1.0, 1.0]
+
+
+def test_code_jobs_respect_the_concurrency_cap():
+    """Four workers, a cap of one sandbox at a time: code items never overlap, while other jobs
+    run beside them."""
+    from harmo.server.workers import CodeJob, RuleWorkerPool, VerifyJob
+    from tests.worker_verifiers import span
+
+    pool = RuleWorkerPool(4, 10.0, max_job_items=1, code_concurrency=1)
+    try:
+        code = pool.submit(CodeJob([(span, "x", ["x"], {}) for _ in range(4)]))
+        other = pool.submit(VerifyJob([(span, "x", ["x"], {}) for _ in range(3)]))
+        spans = sorted(tuple(map(float, f.result(30).extracted.split())) for f in code)
+        others = [tuple(map(float, f.result(30).extracted.split())) for f in other]
+    finally:
+        pool.close()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # one after another
+    # the other jobs were not held behind the cap: one of them ran while a code item did
+    assert any(o[0] < s[1] and s[0] < o[1] for o in others for s in spans)

@@ -11,3 +11,13 @@ def echo_or_hang(response: str, references: list[str], **_: object) -> Check:
     while "hang" in response:
         pass
     return Check.binary(response.strip() == references[0], response.strip())
+
+
+def span(response: str, references: list[str], **_: object) -> Check:
+    """Holds its worker for a moment and reports when it ran (in ``extracted``): what a code
+    item's sandbox does, for counting how many run at once."""
+    import time
+
+    start = time.monotonic()
+    time.sleep(0.3)
+    return Check.binary(True, f"{start} {time.monotonic()}")

@@ -30,14 +30,10 @@ import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 HARNESS = (Path(__file__).with_name("sandbox_harness.py")).read_text()
 _NOBODY = 65534  # the sandbox's uid inside its user namespace, and outside it when we are root
-
-
-class SandboxUnavailable(RuntimeError):
-    """No sandbox can run here (bubblewrap missing, or user namespaces not permitted): code items
-    get a typed error instead of running anywhere else."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +69,25 @@ def _reachable(path: str) -> bool:
     return all(os.stat(d).st_mode & 0o001 for d in p.parents) and bool(os.stat(p).st_mode & 0o001)
 
 
+@dataclass(frozen=True)
+class Runner:
+    """A language the sandbox runs: the names a code fence gives it, and the interpreter the
+    sandbox starts. Each case's program is run by the harness's child for that language
+    (``sandbox_harness.py``, ``RUNS``); a new language is an entry here and one there."""
+
+    name: str
+    fences: tuple[str, ...]
+    interpreter: Callable[[], str]
+
+
+RUNNERS: dict[str, Runner] = {"python": Runner("python", ("", "py", "python", "python3"), interpreter)}
+
+
+def runner_for(fence: str) -> Runner | None:
+    """The runner for a code fence's language tag ("" for none), or None."""
+    return next((r for r in RUNNERS.values() if fence.lower() in r.fences), None)
+
+
 def _prefix(python: str) -> str:
     """The interpreter's installation (``/usr`` for a system one), bound read-only."""
     return str(Path(python).resolve().parent.parent)
@@ -101,12 +116,12 @@ def command(limits: Limits, python: str | None = None) -> list[str]:
     return cmd
 
 
-def run(job: dict, limits: Limits, wall_s: float, python: str | None = None) -> tuple[list[dict], str | None]:
+def run(job: dict, limits: Limits, wall_s: float, runner: Runner = RUNNERS["python"]) -> tuple[list[dict], str | None]:
     """Run ``job`` (``mode``, ``source``, ``cases``, and ``fn_name`` for call mode) in a fresh
     sandbox. Returns each case's result line in order (cases after a harness that died or ran
     out of ``wall_s`` are missing) and, when it ended early, why."""
-    payload = json.dumps({**job, "limits": asdict(limits)}).encode()
-    python = python or interpreter()
+    payload = json.dumps({**job, "language": runner.name, "limits": asdict(limits)}).encode()
+    python = runner.interpreter()
     as_root = os.geteuid() == 0
     # As root, bubblewrap runs as nobody: the kernel does not count the processes of uid 0 against
     # a process limit, whatever user namespace they are in (a fork bomb would not be stopped).
@@ -197,8 +212,3 @@ def available() -> str | None:
         return f"bubblewrap could not run a program ({ended or 'no output'}); user namespaces may be disabled"
     return None
 
-
-def require() -> None:
-    why = available()
-    if why:
-        raise SandboxUnavailable(why)

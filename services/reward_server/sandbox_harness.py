@@ -74,8 +74,11 @@ def _jsonable(value):
     return value
 
 
+RUNS = ("python",)  # the languages ``_child`` runs (sandbox.RUNNERS names them)
+
+
 def _child(job, case, code, files, nonce, base_modules):
-    """In the forked child: never returns."""
+    """In the forked child, a Python program: never returns."""
     fin, fout, ferr, fres = files
     os.dup2(fin, 0)
     os.dup2(fout, 1)
@@ -194,6 +197,10 @@ def main():
     except Exception:  # noqa: BLE001 - without it the sandbox still holds; results could be forged
         print(json.dumps({"warning": "prctl unavailable"}), flush=True)
     lim = job["limits"]
+    if job.get("language", "python") not in RUNS:
+        for i in range(len(job["cases"])):
+            print(json.dumps({"i": i, "status": "unsupported_language", "stderr": job.get("language")}), flush=True)
+        return
     try:
         code = compile(job["source"], "solution.py", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:

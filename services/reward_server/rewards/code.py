@@ -38,7 +38,6 @@ from .base import Check, Verifier
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S)
-_LANGUAGES = {"": "python", "python": "python", "py": "python", "python3": "python"}
 
 
 class CodeOptions(BaseModel):
@@ -192,9 +191,10 @@ def check_code(response: str, references: list[str], *, choices=None, prompt: st
     program, fence = extract(response)
     if program is None or not program.strip():
         return Check.unparseable("no code block or <answer> in the response", confidence=1.0)
-    if _LANGUAGES.get(fence or "") is None:
+    runner = sandbox.runner_for(fence or "")
+    if runner is None:
         return Check(0.0, "error", 0.0, program[:200], (
-            "unsupported_language", f"no runner for {fence!r}; this server runs python"))
+            "unsupported_language", f"no runner for {fence!r}; this server runs {', '.join(sandbox.RUNNERS)}"))
     try:
         tests = parse_tests(references[0], opts.max_cases)
     except BadTests as exc:
@@ -205,7 +205,7 @@ def check_code(response: str, references: list[str], *, choices=None, prompt: st
     limits = sandbox.Limits(case_timeout_s=opts.case_timeout_s, memory_bytes=opts.memory_mb << 20,
                             processes=opts.processes, output_bytes=opts.output_kb << 10)
     job = {"mode": tests.mode, "source": program, "cases": tests.cases, "fn_name": tests.fn_name}
-    results, ended = sandbox.run(job, limits, opts.item_timeout_s)
+    results, ended = sandbox.run(job, limits, opts.item_timeout_s, runner)
     visible = _norm(prompt or "")
     literals = _literals(program) if tests.mode == "stdio" and visible else set()
     cases = []
