@@ -350,3 +350,17 @@ def test_code_jobs_respect_the_concurrency_cap():
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # one after another
     # the other jobs were not held behind the cap: one of them ran while a code item did
     assert any(o[0] < s[1] and s[0] < o[1] for o in others for s in spans)
+
+
+def test_what_a_program_patches_does_not_reach_the_asserts(pipeline):
+    test = json.dumps({"test_list": ["import math\nassert math.isclose(half(1), 0.5)",
+                                     "assert abs(half(1) - 0.5) < 1e-9", "assert half(1) == 0.5"]})
+    r = results(pipeline, [
+        # a wrong answer, with math.isclose and abs made to agree with anything
+        code_item("import math, builtins\nmath.isclose = lambda *a, **k: True\nbuiltins.abs = lambda x: 0\n"
+                  "def half(x):\n    return 7.0", test),
+        code_item("class Half(float):\n    def __eq__(self, other):\n        return True\n"
+                  "def half(x):\n    return Half(7)", test),
+        code_item("def half(x):\n    return x / 2", test),
+    ])
+    assert [x.components["accuracy"] for x in r] == [0.0, 0.0, 1.0]

@@ -21,6 +21,7 @@ The threat model and how to run it in Kubernetes: docs/reliability.md ("Code san
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 import signal
@@ -120,7 +121,7 @@ def run(job: dict, limits: Limits, wall_s: float, runner: Runner = RUNNERS["pyth
     """Run ``job`` (``mode``, ``source``, ``cases``, and ``fn_name`` for call mode) in a fresh
     sandbox. Returns each case's result line in order (cases after a harness that died or ran
     out of ``wall_s`` are missing) and, when it ended early, why."""
-    payload = json.dumps({**job, "language": runner.name, "limits": asdict(limits)}).encode()
+    payload = marshal.dumps({**job, "language": runner.name, "limits": asdict(limits)})
     python = runner.interpreter()
     as_root = os.geteuid() == 0
     # As root, bubblewrap runs as nobody: the kernel does not count the processes of uid 0 against
@@ -148,15 +149,24 @@ def run(job: dict, limits: Limits, wall_s: float, runner: Runner = RUNNERS["pyth
         ended = f"the item's cases took over {wall_s:g}s in all"
     finally:
         _reap(info_r)
-    results = []
-    for line in out.splitlines():
+    return _frames(out), ended
+
+
+def _frames(out: bytes) -> list[dict]:
+    """The harness's result frames, in case order, up to the first that is cut or out of place."""
+    results: list[dict] = []
+    pos = 0
+    while pos + 4 <= len(out):
+        n = int.from_bytes(out[pos:pos + 4], "little")
         try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(r, dict) and r.get("i") == len(results):
-            results.append(r)
-    return results, ended
+            r = marshal.loads(out[pos + 4:pos + 4 + n])
+        except (EOFError, ValueError, TypeError):
+            break
+        if not (isinstance(r, dict) and r.get("i") == len(results)):
+            break
+        results.append(r)
+        pos += 4 + n
+    return results
 
 
 @lru_cache(maxsize=1)

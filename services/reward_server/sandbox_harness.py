@@ -8,23 +8,30 @@ every other process in the sandbox's PID namespace is killed (``kill(-1)``), so 
 leaves behind runs into the next. One JSON line per case goes to stdout.
 
 Verdicts are not decided here: stdout/stdin outputs and call results are compared outside the
-sandbox, against expected outputs that never enter it. The harness makes itself non-dumpable so
-that the program cannot reach its stdout through ``/proc/<ppid>/fd``.
+sandbox, against expected outputs that never enter it. The sandbox has no ``/proc``: the program
+cannot reach the harness's stdout through ``/proc/<ppid>/fd``.
 
-Only the standard library, and stdlib imports kept few: this runs once per item.
+Only the standard library, and imports kept few (no json, re or enum: importing them costs
+more than the bubblewrap start): the job comes and the results go as ``marshal`` frames.
 """
+# ruff: noqa: E402 - CORE is taken before the other imports
+import sys
+
+CORE = frozenset(sys.modules)  # the interpreter's own, before this file imports anything
+
+import _signal as signal  # the constants without the enum module
 import builtins
-import json
+import marshal
 import os
 import resource
 import select
-import signal
-import sys
 import time
-import traceback
 import types
 
 MODES = ("stdio", "call", "assert")
+# What programs import most, loaded once per item rather than once per case (each case's child
+# is a fork of this process and finds them loaded).
+PRELOAD = ("collections", "math", "heapq", "itertools", "functools", "bisect", "re", "string")
 PRISTINE_BUILTINS = dict(builtins.__dict__)  # before any program could patch the module
 
 
@@ -64,7 +71,14 @@ def _checked(fn):
     return call
 
 
+def _emit(record):
+    """One result frame on stdout: its length, then the marshalled dict."""
+    data = marshal.dumps(record)
+    os.write(1, len(data).to_bytes(4, "little") + data)
+
+
 def _jsonable(value):
+    """Tuples as lists and sets sorted, as JSON test outputs have them."""
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
@@ -77,7 +91,7 @@ def _jsonable(value):
 RUNS = ("python",)  # the languages ``_child`` runs (sandbox.RUNNERS names them)
 
 
-def _child(job, case, code, files, nonce, base_modules):
+def _child(job, case, code, files, nonce):
     """In the forked child, a Python program: never returns."""
     fin, fout, ferr, fres = files
     os.dup2(fin, 0)
@@ -104,12 +118,13 @@ def _child(job, case, code, files, nonce, base_modules):
             value = fn(*case["input"])
             if not _plain(value):
                 raise TypeError(f"{fn_name} returned an object of type {type(value).__name__}, not plain data")
-            out = json.dumps(_jsonable(value))
+            out = repr(_jsonable(value))  # read back outside with ast.literal_eval
             write(3, (nonce + out).encode())
         elif mode == "assert":
-            # The tests see the program's names, but builtins as they were before it ran and no
-            # module it imported or patched: what it did to them does not reach the asserts.
-            for name in set(sys.modules) - base_modules:
+            # The tests see the program's names, but builtins as they were before it ran and
+            # fresh modules (all but the interpreter's core are imported again): what it patched
+            # does not reach the asserts.
+            for name in set(sys.modules) - CORE:
                 del sys.modules[name]
             t = {k: (_checked(v) if isinstance(v, types.FunctionType) else v)
                  for k, v in g.items() if not k.startswith("__")}
@@ -133,6 +148,8 @@ def _child(job, case, code, files, nonce, base_modules):
             status = 1
     except BaseException:  # noqa: BLE001 - the program's failure is the case's verdict
         try:
+            import traceback
+
             traceback.print_exc()
         except BaseException:  # noqa: BLE001
             pass
@@ -189,26 +206,23 @@ def _kill_the_rest():
 
 
 def main():
-    job = json.loads(sys.stdin.buffer.read())
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
-    except Exception:  # noqa: BLE001 - without it the sandbox still holds; results could be forged
-        print(json.dumps({"warning": "prctl unavailable"}), flush=True)
+    job = marshal.loads(sys.stdin.buffer.read())
     lim = job["limits"]
     if job.get("language", "python") not in RUNS:
         for i in range(len(job["cases"])):
-            print(json.dumps({"i": i, "status": "unsupported_language", "stderr": job.get("language")}), flush=True)
+            _emit({"i": i, "status": "unsupported_language", "stderr": str(job.get("language"))})
         return
     try:
         code = compile(job["source"], "solution.py", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
         for i in range(len(job["cases"])):
-            print(json.dumps({"i": i, "status": "syntax_error", "stderr": f"{type(exc).__name__}: {exc}"[:2000]}),
-                  flush=True)
+            _emit({"i": i, "status": "syntax_error", "stderr": f"{type(exc).__name__}: {exc}"[:2000]})
         return
-    base_modules = set(sys.modules)
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
     for i, case in enumerate(job["cases"]):
         paths = [f"/tmp/{i}.{n}" for n in ("in", "out", "err", "res")]
         with open(paths[0], "wb") as f:
@@ -219,7 +233,7 @@ def main():
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child(job, case, code, files, nonce, base_modules)
+            _child(job, case, code, files, nonce)
         fd = os.pidfd_open(pid)
         poll = select.poll()
         poll.register(fd, select.POLLIN)
@@ -263,7 +277,7 @@ def main():
             result["passed"] = status == "ok" and res.startswith(nonce)
             if job["mode"] == "call" and result["passed"]:
                 result["value"] = res[len(nonce):]
-        print(json.dumps(result), flush=True)
+        _emit(result)
 
 
 if __name__ == "__main__":

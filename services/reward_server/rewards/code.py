@@ -171,6 +171,18 @@ def _same_value(got: Any, expected: Any, tol: float | None) -> bool:
     return got == expected
 
 
+def _literal(text: str) -> Any:
+    """A call's return value as the sandbox wrote it (``repr`` of plain data); a value equal to
+    nothing when it is not a literal (inf, nan, or bytes the program wrote itself)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _UNREADABLE
+
+
+_UNREADABLE = object()
+
+
 def _literals(program: str) -> set[str]:
     """The program's string and number constants, whitespace-normalised (a syntax error: none)."""
     try:
@@ -242,7 +254,7 @@ def _judge(tests: Tests, i: int, r: dict, tol: float | None, literals: set[str],
             d["passed"] = True
     elif r["status"] == "ok" and tests.mode == "call":
         want = tests.expected[i]
-        got = json.loads(r["value"]) if r.get("passed") else None
+        got = _literal(r["value"]) if r.get("passed") else None
         if r.get("passed") and (_same_value(got, want, tol) or (
                 isinstance(want, list) and len(want) == 1 and _same_value(got, want[0], tol))):
             d["passed"] = True
