@@ -164,6 +164,17 @@ def main() -> int:
         second = httpx.post(f"{url}/score", json=item, timeout=60).json()["results"][0]
         report["score"] = {"reward": first["reward"], "first_cached": first["cached"],
                            "second_cached": second["cached"]}
+        # a code item: the image's bubblewrap sandbox, under compose's security options; the
+        # second program looks for Redis by its compose name and must find no network
+        tests = json.dumps({"inputs": ["3\n"], "outputs": ["9\n"]})
+        code = httpx.post(f"{url}/score", timeout=60, json={"profile": "code", "items": [
+            {"task": "code", "response": "```python\nn = int(input())\nprint(n * n)\n```", "reference": tests},
+            {"task": "code", "reference": json.dumps({"inputs": [""], "outputs": ["reached"]}),
+             "response": "```python\nimport socket\nsocket.create_connection(('redis', 6379), 2)\n"
+                         "print('reached')\n```"},
+        ]}).json()["results"]
+        report["code"] = [{"accuracy": r["components"].get("accuracy"), "source": r["accuracy"]["source"],
+                           "errors": [e["code"] for e in r["errors"]]} for r in code]
         page, data = httpx.get(f"{url}/ui", timeout=10), httpx.get(f"{url}/ui/data", timeout=10)
         report["ui"] = {"status": page.status_code, "csp": "content-security-policy" in page.headers,
                         "page": "harmo reward observatory" in page.text,
@@ -205,6 +216,9 @@ def main() -> int:
         "rollout wrote scored rows": report.get("rollout_rc") == 0 and len(report.get("rows", [])) == 2
         and all(r["reward"] is not None for r in report["rows"]),
         "CPU image without CUDA": report.get("cpu_image_cuda", "").startswith("None []"),
+        "code ran in the image's sandbox, with no network":
+            [c["accuracy"] for c in report.get("code", [])] == [1.0, 0.0]
+            and report["code"][1]["errors"] == ["code_runtime_error"],
         "the observatory's page served, with the requests seen": report.get("ui", {}).get("page") is True
         and report["ui"]["csp"] and report["ui"]["items_seen"] >= 2,
     }
