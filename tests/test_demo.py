@@ -111,6 +111,7 @@ def test_a_server_without_the_demo_profiles_is_refused_by_name(server, tmp_path)
     assert "no profile(s) ['hybrid', 'rule']" in proc.stderr and "--profiles" in proc.stderr
 
 
+@pytest.mark.timeout(1200)  # the run's own bound (below): a loaded machine takes past the default 300 s
 @pytest.mark.slow
 def test_a_tiny_run_writes_every_figure_the_report_needs(tmp_path):
     """README's demo command at a CI budget: it starts its own reward server (no URL given),
