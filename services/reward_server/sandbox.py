@@ -126,7 +126,7 @@ def run(job: dict, limits: Limits, wall_s: float, runner: Runner = RUNNERS["pyth
     as_root = os.geteuid() == 0
     # As root, bubblewrap runs as nobody: the kernel does not count the processes of uid 0 against
     # a process limit, whatever user namespace they are in (a fork bomb would not be stopped).
-    # The environment is the sandbox's init's (visible in its /proc/1/environ): nothing of ours.
+    # bubblewrap's own environment is the sandbox init's: nothing of ours.
     _adopt_orphans()
     info_r, info_w = os.pipe()
     try:
@@ -136,6 +136,9 @@ def run(job: dict, limits: Limits, wall_s: float, runner: Runner = RUNNERS["pyth
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(info_w,),
             env={"PATH": "/usr/bin:/bin"}, start_new_session=True, cwd="/",
             **({"user": _NOBODY, "group": _NOBODY, "extra_groups": []} if as_root else {}))
+    except BaseException:
+        os.close(info_r)
+        raise
     finally:
         os.close(info_w)
     try:

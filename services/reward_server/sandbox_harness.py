@@ -1,11 +1,11 @@
 """The test harness that runs *inside* the sandbox (``sandbox.py`` passes this file's text to the
 sandbox's interpreter with ``-c``; nothing else of the project is visible there).
 
-It reads one job as JSON on stdin: the program, its cases and the limits. Per case it forks a
+It reads one job on stdin (a ``marshal`` dict): the program, its cases and the limits. Per case it forks a
 child that applies the limits and runs the program (a fork costs about a millisecond, a fresh
 interpreter twenty: this is how a sandbox serves all of an item's cases). After each case,
 every other process in the sandbox's PID namespace is killed (``kill(-1)``), so nothing a case
-leaves behind runs into the next. One JSON line per case goes to stdout.
+leaves behind runs into the next. One result frame per case goes to stdout.
 
 Verdicts are not decided here: stdout/stdin outputs and call results are compared outside the
 sandbox, against expected outputs that never enter it. The sandbox has no ``/proc``: the program

@@ -36,7 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import sandbox
 from .base import Check, Verifier
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+# The info string stops at a backtick too: on a line of many openers each attempt then stops at
+# the next one (linear), where "[^\n]*" would scan to the line's end from each (quadratic).
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#.-]*)[^\n`]*\n(.*?)(?:```|\Z)", re.S)
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S)
 
 
