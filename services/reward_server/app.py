@@ -315,6 +315,23 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _check_sandbox(pipeline: ScoringPipeline) -> None:
+    """Say at start-up, once, whether code items can run here (asked of a rule worker, where they
+    run): without a sandbox they are unjudged (accuracy/sandbox_unavailable), never run elsewhere."""
+    from . import sandbox
+    from .workers import CodeJob
+
+    try:
+        why = pipeline.rule_pool.submit(CodeJob([(sandbox.status, "", [], {})]))[0].result(120)
+    except Exception as exc:  # noqa: BLE001 - a check, not a dependency
+        why = f"{type(exc).__name__}: {exc}"
+    log = logging.getLogger("harmo.server")
+    if why:
+        log.warning("code items cannot run here and will be unjudged: %s", why)
+    else:
+        log.info("code sandbox (bubblewrap) ready")
+
+
 def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     state: dict[str, ScoringPipeline] = {}
@@ -327,6 +344,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         state["pipeline"] = pipeline or ScoringPipeline(settings)
         if state["pipeline"].observatory is not None:
             state["pipeline"].observatory.watch(settings.alert_every_s)
+        threading.Thread(target=_check_sandbox, args=(state["pipeline"],), name="sandbox-check", daemon=True).start()
         # What start-up built (modules, profiles, models loaded so far) lives as long as the
         # process: out of the collector's reach, a full collection walks only what requests made,
         # so it never stalls every thread for a second on a large heap.

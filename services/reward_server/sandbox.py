@@ -211,6 +211,12 @@ def _kill(proc: subprocess.Popen) -> None:
         pass
 
 
+def status(*_: object, **__: object) -> str | None:
+    """``available()`` in the shape of a worker job's function: the server asks a rule worker at
+    start-up, where code runs (``app.py`` logs the answer)."""
+    return available()
+
+
 @lru_cache(maxsize=1)
 def available() -> str | None:
     """None when a sandbox runs here, else why not (checked once per process)."""
