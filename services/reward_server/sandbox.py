@@ -35,6 +35,10 @@ from typing import Callable
 
 HARNESS = (Path(__file__).with_name("sandbox_harness.py")).read_text()
 _NOBODY = 65534  # the sandbox's uid inside its user namespace, and outside it when we are root
+# No nested user namespaces inside the sandbox, where bubblewrap can set that up: it writes
+# /proc/sys/user/max_user_namespaces, which a container's read-only /proc/sys refuses
+# (``available`` then drops the flag for this process).
+_NO_NESTED = ["--disable-userns"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def command(limits: Limits, python: str | None = None) -> list[str]:
     cmd = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/tmp",
            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-           "--uid", str(_NOBODY), "--gid", str(_NOBODY), "--disable-userns", "--cap-drop", "ALL",
+           "--uid", str(_NOBODY), "--gid", str(_NOBODY), *_NO_NESTED, "--cap-drop", "ALL",
            "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
@@ -222,9 +226,12 @@ def available() -> str | None:
     """None when a sandbox runs here, else why not (checked once per process)."""
     if not (shutil.which("bwrap") or os.path.exists("/usr/bin/bwrap")):
         return "bubblewrap (bwrap) is not installed"
+    probe = {"mode": "stdio", "source": "print(input())", "cases": [{"stdin": "ok\n"}]}
     try:
-        results, ended = run({"mode": "stdio", "source": "print(input())", "cases": [{"stdin": "ok\n"}]},
-                             Limits(), 30)
+        results, ended = run(probe, Limits(), 30)
+        if not results and ended and "max_user_namespaces" in ended:
+            _NO_NESTED.clear()
+            results, ended = run(probe, Limits(), 30)
     except OSError as exc:
         return f"bubblewrap could not start: {exc}"
     if not results or results[0].get("stdout") != "ok\n":
