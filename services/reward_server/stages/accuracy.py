@@ -57,8 +57,6 @@ class AccuracyStage(Stage):
         err = value.get("error")
         it.check = Check(value["score"], value["verdict"], value["confidence"], value["extracted"],
                          tuple(err) if err else None, value.get("details"))
-        if it.check.details is not None:
-            it.details[it.task] = it.check.details
         it.source = value["source"]
         it.cached.append("accuracy")
 
@@ -135,8 +133,6 @@ class AccuracyStage(Stage):
                 it.check = v.fn(response, refs, **kwargs)  # type: ignore[misc]
             except Exception as exc:  # noqa: BLE001 - one bad item never fails its neighbours
                 it.check = Check(0.0, "error", 0.0, None, ("internal", f"{type(exc).__name__}: {exc}"))
-            if it.check.details is not None:
-                it.details[it.task] = it.check.details
             TIMINGS.add("verifier", v.name, time.perf_counter() - t)
         flush()
         for job, entries in in_workers.items():
@@ -150,5 +146,3 @@ class AccuracyStage(Stage):
             TIMINGS.add("verifier", verifier, time.perf_counter() - sent)  # until its verdict was in hand
             for it in its:
                 it.check = result if isinstance(result, Check) else to_check(result, extracted.get(id(it), ""))
-                if it.check.details is not None:
-                    it.details[it.task] = it.check.details

@@ -21,6 +21,8 @@ class VerdictStage(Stage):
     def run(self, items: list[Item]) -> None:
         for it in items:
             it.info = self._one(it)
+            if it.check is not None and it.check.details is not None:  # whoever gave it: rule or cache
+                it.details[it.task] = it.check.details
             if it.explain and "accuracy" in it.profile.components:
                 it.why["accuracy"] = explain(it, it.info)
 
