@@ -33,14 +33,17 @@ class ScoreItem(BaseModel):
     # silently scoring without a reference. The schema states what _group_size_needs_ids checks,
     # so that every request the schema allows is one the server takes.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"dependentSchemas": {"group_size": {
-        "required": ["id", "group_id"], "properties": {"id": {"type": "string"}, "group_id": {"type": "string"}}}}})
+        "required": ["group_id"], "properties": {"group_id": {"type": "string"}}}}})
 
     id: str | None = None
     group_id: str | None = Field(default=None, description="Items sharing it form one GRPO group.")
     group_size: int | None = Field(
         default=None, ge=1, le=65536,
         description="The group's size when its members may arrive in separate requests: the server waits "
-        "for that many distinct ids (or its group deadline) before computing the group's relative parts.")
+        "for that many distinct ids (or its group deadline) before computing the group's relative parts. "
+        "Without an id, group_id names the prompt and the server seats the sample: the n-th sample sent "
+        "under it takes place n mod group_size of round n div group_size (for trainers that score each "
+        "sample alone and do not say which member it is; a resent sample takes a new place).")
     data_source: str | None = None
     task: str = Field(
         "auto", pattern=r"^[a-z][a-z0-9_]*$", max_length=64,
@@ -77,8 +80,9 @@ class ScoreItem(BaseModel):
 
     @model_validator(mode="after")
     def _group_size_needs_ids(self) -> "ScoreItem":
-        if self.group_size is not None and (self.group_id is None or self.id is None):
-            raise ValueError("group_size needs group_id and a member id (id) unique within the group")
+        if self.group_size is not None and self.group_id is None:
+            raise ValueError("group_size needs group_id (and a member id unique within the group, or none to be "
+                             "seated by the server)")
         return self
 
     def references(self) -> list[str]:
@@ -217,6 +221,35 @@ class OpenRLHFResponse(BaseModel):
     rewards: list[float]
     scores: list[float]
     extra_logs: dict[str, list[float]] = Field(default_factory=dict)
+
+
+class SlimeRequest(BaseModel):
+    """slime's remote reward request (``--rm-type remote_rm --rm-url``): one sample, as its
+    ``remote_rm`` posts it."""
+
+    model_config = ConfigDict(extra="ignore")
+    prompt: str | list[Message] = ""
+    response: str
+    label: str | list[str] | dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _valid_unicode(self) -> "SlimeRequest":
+        prompt = self.prompt if isinstance(self.prompt, str) else [m.model_dump() for m in self.prompt]
+        for name, value in (("prompt", prompt), ("response", self.response), ("label", self.label)):
+            _check_unicode(value, name)
+        return self
+
+
+class SlimeResponse(BaseModel):
+    """What slime keeps as the sample's reward (``--reward-key reward`` picks the number): the
+    same keys for every sample of a profile, so that ``--log-reward-category error`` and a
+    rollout log function can read them."""
+
+    model_config = ConfigDict(extra="allow")
+    reward: float
+    reward_null: float = Field(description="1.0 when the server gave no reward: reward is then the profile's "
+                               "error_value")
+    error: str = Field(description="'ok', or the first typed error as component/code")
 
 
 def text_of(content: Any) -> str:

@@ -51,6 +51,27 @@ if ! .venv-trainer/bin/python -c "import openrlhf, aiohttp, pylatexenc, sympy" 2
 fi
 export HARMO_TRAINER_PYTHON=${HARMO_TRAINER_PYTHON:-$PWD/.venv-trainer/bin/python}
 
+# NeMo Gym (tests/test_nemo_gym.py) and verifiers (tests/test_verifiers_adapter.py) in
+# environments of their own, each at the versions it was tested with, harmo's client beside.
+# NeMo Gym needs Python >= 3.12 (the machine's pyenv has one).
+if ! .venv-nemo-gym/bin/python -c "import nemo_gym, harmo.client" 2>/dev/null; then
+  PY312=
+  for c in ${PYTHON312:-} python3.12 python3.13 $(ls -d "$(pyenv root 2>/dev/null || echo /root/.pyenv)"/versions/3.1[2-9]*/bin/python3 2>/dev/null); do
+    if "$c" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then PY312=$c; break; fi
+  done
+  [ -n "$PY312" ] || { echo "NeMo Gym needs Python 3.12 or newer: set PYTHON312" >&2; exit 1; }
+  "$PY312" -m venv .venv-nemo-gym
+  .venv-nemo-gym/bin/python -m pip install --quiet -c docker/constraints-nemo-gym.txt nemo-gym
+  .venv-nemo-gym/bin/python -m pip install --quiet -c docker/constraints-nemo-gym.txt -e '.[client]'
+fi
+export HARMO_NEMO_GYM_PYTHON=${HARMO_NEMO_GYM_PYTHON:-$PWD/.venv-nemo-gym/bin/python}
+if ! .venv-verifiers/bin/python -c "import verifiers.v1, harmo.client" 2>/dev/null; then
+  "$PY" -m venv .venv-verifiers
+  .venv-verifiers/bin/python -m pip install --quiet -c docker/constraints-verifiers.txt verifiers
+  .venv-verifiers/bin/python -m pip install --quiet -c docker/constraints-verifiers.txt -e '.[client]'
+fi
+export HARMO_VERIFIERS_PYTHON=${HARMO_VERIFIERS_PYTHON:-$PWD/.venv-verifiers/bin/python}
+
 # The deployment test runs services in a network namespace of their own (unshare, ip).
 if ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 util-linux >/dev/null

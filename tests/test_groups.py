@@ -103,9 +103,25 @@ def test_a_member_after_its_group_was_computed_is_flagged(pipeline):
     assert late.components == ref["late-2"]["components"]
 
 
-def test_group_size_needs_ids():
+def test_group_size_needs_a_group_id():
     with pytest.raises(ValueError, match="group_size needs"):
-        ScoreRequest.model_validate({"items": [{"response": "x", "group_id": "g", "group_size": 2}]})
+        ScoreRequest.model_validate({"items": [{"response": "x", "id": "a", "group_size": 2}]})
+
+
+def test_samples_without_member_ids_are_seated_in_rounds(pipeline):
+    """group_id names the prompt, no id: the server seats each sample; consecutive rounds of
+    group_size form the groups, each scored as if its members were sent whole with ids."""
+    items = group("r0", size=3, n=3) + group("r1", size=3, n=6)[3:]
+    alone = [{k: v for k, v in i.items() if k != "id"} | {"group_id": "prompt-a"} for i in items]
+    with ScoringPipeline(Settings(group_wait_s=30), profiles(), rule_pool=pipeline.rule_pool) as p:
+        first = p.score(ScoreRequest.model_validate({"profile": "p", "items": alone[:3]})).results
+        with ThreadPoolExecutor(3) as ex:  # the second round alone, concurrently, in any order
+            second = list(ex.map(lambda i: p.score(ScoreRequest.model_validate(
+                {"profile": "p", "items": [i]})).results[0], alone[3:]))
+        ref = whole(p, items[:3]) | whole(p, items[3:])
+    assert [r.id for r in first] == ["0", "1", "2"] and sorted(r.id for r in second) == ["0", "1", "2"]
+    assert [r.components for r in first + second] == [ref[i["id"]]["components"] for i in items]
+    assert not [e for r in first + second for e in r.errors]
 
 
 def test_waiting_members_hold_no_server_thread():

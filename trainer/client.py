@@ -24,6 +24,7 @@ import itertools
 import os
 import random
 import time
+import weakref
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -359,5 +360,48 @@ class AsyncRewardClient(_Settings):
         raise attempts.failure()
 
 
+def profile_components(url: str, profile: str | None, wait_s: float = 300.0) -> list[str]:
+    """The components the profile weighs (every profile's, when the server picks by data_source),
+    from the server, waiting for it to come up: the same keys for every sample."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            body = httpx.get(f"{url}/v1/profiles", timeout=30).raise_for_status().json()
+            break
+        except httpx.HTTPError as exc:
+            if time.monotonic() > deadline:
+                raise RewardClientError(f"{url}/v1/profiles: no answer within {wait_s:g}s ({exc})") from None
+            time.sleep(1.0)
+    chosen = [p for p in body["profiles"] if profile is None or p["name"] == profile]
+    if not chosen:
+        raise ValueError(f"the reward server has no profile {profile!r}")
+    return sorted({k for p in chosen for k in p["weights"]})
+
+
+_loop_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRewardClient]" = weakref.WeakKeyDictionary()
+_components: dict[tuple[str, str | None], list[str]] = {}
+
+
+def env_client() -> AsyncRewardClient:
+    """The running event loop's client, configured from the environment (``HARMO_REWARD_URL``,
+    ``HARMO_API_KEY``, ``HARMO_DEADLINE_S``, 600): for adapters a trainer loads as plain functions
+    by import path. One per loop: an httpx client belongs to the loop that made it."""
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_clients:
+        deadline_s = float(os.environ.get("HARMO_DEADLINE_S", "600"))
+        _loop_clients[loop] = AsyncRewardClient(server_urls(), deadline_s=deadline_s)
+    return _loop_clients[loop]
+
+
+async def env_profile_components(profile: str | None) -> list[str]:
+    """``profile_components`` of the first server in ``HARMO_REWARD_URL``, asked once per process."""
+    url = server_urls()[0]
+    if (url, profile) not in _components:
+        _components[url, profile] = await asyncio.to_thread(
+            profile_components, url, profile, float(os.environ.get("HARMO_DEADLINE_S", "600")))
+    return _components[url, profile]
+
+
 __all__ = ["RewardClient", "AsyncRewardClient", "RewardClientError", "RewardServiceUnavailable",
-           "RewardRequestError", "plan_batches"]
+           "RewardRequestError", "env_client", "env_profile_components", "plan_batches",
+           "profile_components"]

@@ -34,7 +34,7 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
-from harmo.client.client import AsyncRewardClient, RewardClientError, server_urls
+from harmo.client.client import AsyncRewardClient, RewardClientError, profile_components, server_urls
 from harmo.client.items import make_item, plain
 
 try:  # veRL is there in a trainer environment; the adapter logic below is importable without it
@@ -144,7 +144,7 @@ class HarmoRewardManager(RewardManagerBase):  # type: ignore[misc,valid-type]
                                         linger_s=float(kw.get("linger_ms", 10)) / 1000,
                                         max_batch_items=int(kw.get("max_batch_items", 512)))
         self.keys = [str(k) for k in kw.get("components", [])] or sorted({
-            k for p in {self.profile, self.val_profile} for k in _profile_components(self.urls[0], p, self.deadline_s)})
+            k for p in {self.profile, self.val_profile} for k in profile_components(self.urls[0], p, self.deadline_s)})
         # (uid, response digest) -> how many times this worker scored it in this step: identical
         # responses in a group are distinct members. Bounded: old groups are forgotten.
         self._seen: OrderedDict[str, int] = OrderedDict()
@@ -204,28 +204,6 @@ def _get(cfg: Any, *path: str) -> Any:
             return None
         cfg = cfg.get(p) if hasattr(cfg, "get") else getattr(cfg, p, None)
     return cfg
-
-
-def _profile_components(url: str, profile: str | None, wait_s: float = 300.0) -> list[str]:
-    """The components the profile weighs (every profile's, when the server picks by data_source),
-    from the server, waiting for it to come up: the same keys for every sample."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            body = httpx.get(f"{url}/v1/profiles", timeout=30).raise_for_status().json()
-            break
-        except httpx.HTTPError as exc:
-            if time.monotonic() > deadline:
-                raise RewardClientError(f"{url}/v1/profiles: no answer within {wait_s:g}s ({exc})") from None
-            time.sleep(1.0)
-    chosen = [p for p in body["profiles"] if profile is None or p["name"] == profile]
-    if not chosen:
-        raise ValueError(f"the reward server has no profile {profile!r}")
-    return sorted({k for p in chosen for k in p["weights"]})
 
 
 __all__ = ["HarmoRewardManager", "build_item", "extra_info_of", "reward_urls", "sample_id", "setup_worker"]

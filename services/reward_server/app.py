@@ -31,9 +31,11 @@ from harmo.protocol import (
     ProfilesResponse,
     ScoreRequest,
     ScoreResponse,
+    SlimeRequest,
+    SlimeResponse,
 )
 
-from . import logs, metrics, openrlhf, ui
+from . import logs, metrics, openrlhf, slime, ui
 from .limits import images_of
 from .models.batcher import QueueFull
 from .models.registry import ModelNotReady
@@ -137,8 +139,8 @@ class RequestContext:
     """Request id (the client's ``X-Request-ID`` or a new one, echoed in the response), request
     metrics by endpoint, profile and status, and one access log line per request."""
 
-    ENDPOINTS = {"/score", "/get_reward", "/healthz", "/readyz", "/metrics", "/v1/profiles", "/docs", "/openapi.json",
-                 *ui.PATHS}
+    ENDPOINTS = {"/score", "/get_reward", "/slime/reward", "/healthz", "/readyz", "/metrics", "/v1/profiles", "/docs",
+                 "/openapi.json", *ui.PATHS}
     QUIET = {"/healthz", "/readyz", "/metrics", "/ui/data"}  # probes, scrapes, the page's polls: counted, not logged
 
     def __init__(self, app) -> None:
@@ -246,9 +248,10 @@ def _this_server(schema: dict[str, Any], profiles: dict[str, Any], settings: Set
     defs["ScoreRequest"]["properties"]["profile"] = {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}],
                                                      "default": None, "description": "a profile of this server"}
     defs["ScoreRequest"]["properties"]["items"]["maxItems"] = settings.max_items_per_request
-    for param in schema["paths"]["/get_reward"]["post"].get("parameters", []):
-        if param["name"] == "profile":
-            param["schema"] = {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}]}
+    for path in ("/get_reward", "/slime/reward"):
+        for param in schema["paths"][path]["post"].get("parameters", []):
+            if param["name"] == "profile":
+                param["schema"] = {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}]}
 
 
 def parse_body(model: type[M], body: bytes) -> M:
@@ -492,6 +495,25 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         out = await _scored(score_req, request)
         body = openrlhf.to_response(out, pipeline.profiles.get(name))
         return Response(body.model_dump_json(), media_type="application/json")
+
+    @app.post("/slime/reward", response_model=SlimeResponse, openapi_extra=_body(SlimeRequest), responses={
+        **_ERRORS, 422: {"description": "a malformed request (a well-formed one is always answered 200)"},
+        503: {"description": "a model is saturated or loading; see Retry-After"}})
+    async def slime_reward(request: Request, profile: str | None = None,
+                           group_size: int | None = Query(None, ge=1, le=4096)) -> Response:
+        """slime's remote reward (``--rm-type remote_rm --rm-url URL --reward-key reward``): one
+        sample; with ``?group_size=N`` (slime's ``--n-samples-per-prompt``) a prompt's samples,
+        sent alone, form its GRPO groups."""
+        pipeline: ScoringPipeline = state["pipeline"]
+        name = profile or pipeline.profiles.default
+        if name not in pipeline.profiles.profiles:
+            raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
+        body = await request.body()
+        req = parse_body(SlimeRequest, body) if len(body) <= SMALL_BODY else \
+            await run_in_threadpool(parse_body, SlimeRequest, body)
+        out = await _scored(slime.to_request(req, name, group_size), request)
+        return Response(slime.to_response(out, pipeline.profiles.get(name)).model_dump_json(),
+                        media_type="application/json")
 
     ui.add_routes(app, lambda: state["pipeline"])
     return app

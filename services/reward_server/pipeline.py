@@ -166,7 +166,9 @@ class ScoringPipeline:
         # The inspector shows why each item got its reward: with it on, every item is explained
         # (and the explanations left out of answers that did not ask for them).
         explain = request.explain or bool(observe and self.observatory and self.observatory.inspect)
-        items = [Item(item, self._profile_for(request.profile, item), explain=explain) for item in request.items]
+        profiles = [self._profile_for(request.profile, item) for item in request.items]
+        items = [Item(self._seated(item, profile), profile, explain=explain)
+                 for item, profile in zip(request.items, profiles)]
         for it in items:
             if (refusal := over_limit(it.item, self.settings)) is not None:
                 it.refuse(*refusal)
@@ -279,6 +281,16 @@ class ScoringPipeline:
                     (it.item.references() or not self.models.backend(model).needs_reference):
                 needed.add(model)
         return needed
+
+    def _seated(self, item: ScoreItem, profile: Profile) -> ScoreItem:
+        """A sample sent with its prompt's key (``group_id``) and ``group_size`` but no member id
+        takes the next place under that key: its round's group, its index as the id. Trainers
+        that score each sample alone (NeMo Gym's ``/verify``, slime's remote reward, verifiers'
+        per-rollout rewards) say which prompt, never which member."""
+        if item.group_size is None or item.id is not None or item.group_id is None:
+            return item
+        tag, index = self.seat(f"seat\n{profile.name}\n{item.group_id}", item.group_size)
+        return item.model_copy(update={"id": str(index), "group_id": f"{item.group_id}#{tag}"})
 
     def _profile_for(self, requested: str | None, item: ScoreItem) -> Profile:
         if requested is not None:
