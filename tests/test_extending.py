@@ -77,7 +77,8 @@ def test_every_trainer_adapter_has_its_rows():
     adapters = {p.name for p in (ROOT / "trainer").glob("*.py")
                 if p.name not in ("__init__.py", "client.py", "items.py", "main_ppo.py")
                 and re.search(r"RewardClient|from \.client import|harmo\.client\.client", p.read_text())}
-    assert adapters == {"verl_reward.py", "trl.py", "openrlhf_reward.py"}, adapters
+    assert adapters == {"verl_reward.py", "trl.py", "openrlhf_reward.py", "nemo_gym.py", "verifiers.py",
+                        "slime.py"}, adapters
     trainer_readme = (ROOT / "trainer" / "README.md").read_text()
     for name in adapters:
         assert f"`{name}`" in SECTION and name in README[: README.index("### Adding a verifier")], name
