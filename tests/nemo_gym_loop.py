@@ -39,6 +39,7 @@ async def main() -> None:
     ap.add_argument("--config", required=True)
     ap.add_argument("--cases", required=True)
     ap.add_argument("--group-size", type=int, default=None)
+    ap.add_argument("--profile", default="harmo")
     args = ap.parse_args()
     cases = json.load(open(args.cases))
 
@@ -47,6 +48,7 @@ async def main() -> None:
             "config_paths": [args.config], **GlobalConfigDictParserConfig.NO_MODEL_GLOBAL_CONFIG_DICT}),
         skip_load_from_cli=True, skip_load_from_dotenv=True))
     OmegaConf.update(gcd, "harmo.resources_servers.harmo.group_size", args.group_size)
+    OmegaConf.update(gcd, "harmo.resources_servers.harmo.profile", args.profile)
     os.environ["NEMO_GYM_CONFIG_PATH"] = "harmo"  # what NeMo Gym sets for the server it launches
     config = HarmoResourcesServer.load_config_from_global_config()
     client = ServerClient(head_server_config=ServerClient.load_head_server_config(), global_config_dict=gcd)

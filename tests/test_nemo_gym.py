@@ -6,6 +6,7 @@ must equal one ``/score`` call over the same groups, sent whole with member ids.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -46,10 +47,10 @@ CASES = [
 pytestmark = pytest.mark.slow
 
 
-def gym(tmp_path: Path, url: str, group_size: int | None) -> dict:
+def gym(tmp_path: Path, url: str, group_size: int | None, profile: str = "harmo") -> dict:
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps(CASES))
-    cmd = [PYTHON, "tests/nemo_gym_loop.py", "--config", str(CONFIG), "--cases", str(cases)]
+    cmd = [PYTHON, "tests/nemo_gym_loop.py", "--config", str(CONFIG), "--cases", str(cases), "--profile", profile]
     if group_size:
         cmd += ["--group-size", str(group_size)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
@@ -58,7 +59,7 @@ def gym(tmp_path: Path, url: str, group_size: int | None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def reference(url: str, groups: bool) -> list[dict]:
+def reference(url: str, groups: bool, profile: str = "harmo") -> list[dict]:
     """The same rollouts as /score items, written out by hand: what each /verify should give."""
     items = []
     for c, case in enumerate(CASES):
@@ -83,19 +84,28 @@ def reference(url: str, groups: bool) -> list[dict]:
             if "verifier_metadata" in row:
                 item["constraints"] = [{"id": i, "kwargs": {}} for i in IF_META["instruction_id_list"]]
             items.append(item)
-    r = httpx.post(f"{url}/score", json={"profile": "harmo", "items": items, "cache": False}, timeout=120)
+    r = httpx.post(f"{url}/score", json={"profile": profile, "items": items, "cache": False}, timeout=120)
     assert r.status_code == 200, r.text
     return r.json()["results"]
 
 
+def sums_to_reward(a: dict) -> bool:
+    """NeMo RL's check on a multi-reward verify result (validate_reward_components_match_scalar)."""
+    return math.isclose(float(a["reward"]), sum(a["reward_components"].values()), rel_tol=1e-5, abs_tol=1e-6)
+
+
 def check(got: list[dict], ref: list[dict]) -> None:
+    """The harmo profile weighs each component 1.0: each part is the component's value."""
     assert len(got) == len(ref) == sum(len(c["responses"]) for c in CASES)
-    keys = {k for a in got for k in a["reward_components"]}
+    parts = {k for a in got for k in a["reward_components"]}
+    keys = parts - {"remainder"}
     for a, r in zip(got, ref):
-        assert set(a["reward_components"]) == keys  # the same objectives for every rollout
+        assert set(a["reward_components"]) == parts  # the same objectives for every rollout
+        assert sums_to_reward(a)
         if r["reward"] is None:
             assert a["mask_sample"] is True and a["failure_kind"] == "verifier_error" and a["reward"] == 0.0
             assert a["harmo_reward_null"] == 1.0 and a["harmo_errors"] and "failure_reason" in a
+            assert a["instance_config"] == {"mask_sample": True}
             continue
         assert a["reward"] == pytest.approx(r["reward"], abs=1e-9)
         assert a.get("mask_sample", False) is False and a["harmo_reward_null"] == 0.0
@@ -121,7 +131,7 @@ def test_verify_through_nemo_gym_equals_score(server, tmp_path):
     assert got[2 * N]["harmo_instruction"] > got[2 * N + 1]["harmo_instruction"]
     # NeMo Gym's aggregate metrics carry each component, per task and overall
     agent = out["metrics"]["agent_metrics"]
-    for k in got[0]["reward_components"]:
+    for k in set(got[0]["reward_components"]) - {"remainder"}:
         assert f"mean/harmo_{k}" in agent
     assert agent["mean/harmo_reward_null"] == pytest.approx(1 / (3 * N))
     assert len(out["metrics"]["group_level_metrics"]) == len(CASES)
@@ -131,3 +141,18 @@ def test_without_a_group_size_each_rollout_is_its_own_group(server, tmp_path):
     out = gym(tmp_path, server.url, group_size=None)
     check(out["verify"], reference(server.url, groups=False))
     assert not any(a["harmo_length_applies"] for a in out["verify"])  # no group: no length penalty
+
+
+def test_components_sum_to_the_reward_under_a_formula(server, tmp_path):
+    """A profile whose reward is a formula (dapo: 2 x accuracy - 1 + length): the components'
+    parts and the remainder still sum to the reward, as NeMo RL checks before GDPO uses them."""
+    out = gym(tmp_path, server.url, group_size=N, profile="dapo")
+    ref = reference(server.url, groups=True, profile="dapo")
+    for a, r in zip(out["verify"], ref, strict=True):
+        assert sums_to_reward(a)
+        if r["reward"] is not None:
+            assert a["reward"] == pytest.approx(r["reward"], abs=1e-9)
+            assert a["harmo_accuracy"] == r["components"]["accuracy"]
+        else:
+            assert a["mask_sample"] and a["reward"] == 0.0
+    assert any(a["reward_components"]["remainder"] != 0.0 for a in out["verify"])

@@ -32,7 +32,15 @@ from urllib.parse import quote
 
 import httpx
 
-from harmo.protocol import OpenRLHFRequest, OpenRLHFResponse, ScoreItem, ScoreRequest, ScoreResponse, ScoreResult
+from harmo.protocol import (
+    OpenRLHFRequest,
+    OpenRLHFResponse,
+    ProfilesResponse,
+    ScoreItem,
+    ScoreRequest,
+    ScoreResponse,
+    ScoreResult,
+)
 
 RETRY_STATUS = {429, 502, 503, 504}
 
@@ -360,22 +368,37 @@ class AsyncRewardClient(_Settings):
         raise attempts.failure()
 
 
-def profile_components(url: str, profile: str | None, wait_s: float = 300.0) -> list[str]:
-    """The components the profile weighs (every profile's, when the server picks by data_source),
-    from the server, waiting for it to come up: the same keys for every sample."""
+def server_profiles(url: str, wait_s: float = 300.0) -> ProfilesResponse:
+    """The server's profiles (``GET /v1/profiles``), waiting for it to come up."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
             body = httpx.get(f"{url}/v1/profiles", timeout=30).raise_for_status().json()
-            break
+            return ProfilesResponse.model_validate(body)
         except httpx.HTTPError as exc:
             if time.monotonic() > deadline:
                 raise RewardClientError(f"{url}/v1/profiles: no answer within {wait_s:g}s ({exc})") from None
             time.sleep(1.0)
-    chosen = [p for p in body["profiles"] if profile is None or p["name"] == profile]
+
+
+def profile_components(url: str, profile: str | None, wait_s: float = 300.0) -> list[str]:
+    """The components the profile weighs (every profile's, when the server picks by data_source),
+    from the server, waiting for it to come up: the same keys for every sample."""
+    body = server_profiles(url, wait_s)
+    chosen = [p for p in body.profiles if profile is None or p.name == profile]
     if not chosen:
         raise ValueError(f"the reward server has no profile {profile!r}")
-    return sorted({k for p in chosen for k in p["weights"]})
+    return sorted({k for p in chosen for k in p.weights})
+
+
+def profile_weights(url: str, profile: str | None, wait_s: float = 300.0) -> dict[str, float]:
+    """The profile's weights (``None``: the server's default profile's)."""
+    body = server_profiles(url, wait_s)
+    name = profile or body.default
+    for p in body.profiles:
+        if p.name == name:
+            return dict(p.weights)
+    raise ValueError(f"the reward server has no profile {name!r}")
 
 
 _loop_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRewardClient]" = weakref.WeakKeyDictionary()
@@ -404,4 +427,4 @@ async def env_profile_components(profile: str | None) -> list[str]:
 
 __all__ = ["RewardClient", "AsyncRewardClient", "RewardClientError", "RewardServiceUnavailable",
            "RewardRequestError", "env_client", "env_profile_components", "plan_batches",
-           "profile_components"]
+           "profile_components", "profile_weights", "server_profiles"]

@@ -20,13 +20,18 @@ format reward sees what the policy wrote.
 ``group_size``, the reward server seats the rollouts of one prompt (and NeMo Gym's task index,
 when the row has one) into GRPO groups of that size before the length penalty is computed.
 
-The answer: ``reward``, ``reward_components`` (each of the profile's components; 0.0 where one
-does not apply), the same numbers at the top level as ``harmo_<component>`` (NeMo Gym's
-aggregate metrics read top-level numbers) with ``harmo_<component>_applies`` and
-``harmo_reward_null``, and ``harmo_errors``. A rollout the server gave no reward (unjudged,
-past a size limit) is answered with ``mask_sample: true`` and ``failure_kind: verifier_error``
-(NeMo Gym's flag for a reward that is not a measurement of the policy), reward 0.0: never a
-silent number. An unreachable server past ``deadline_s`` fails the request.
+The answer: ``reward``; ``reward_components``, what each of the profile's components adds to it
+(weight x value, 0.0 where one does not apply) and ``remainder`` (what clipping or a formula
+adds), so that they sum to ``reward`` as NeMo RL requires (it checks, and GDPO normalises each
+one); each component's own value at the top level as ``harmo_<component>`` with
+``harmo_<component>_applies``, ``harmo_reward_null`` and ``harmo_errors`` (NeMo Gym's aggregate
+metrics and NeMo RL's per-agent metrics read top-level numbers). A rollout the server gave no
+reward (unjudged, past a size limit) is answered with ``mask_sample: true`` (also in
+``instance_config``, where NeMo RL reads it) and ``failure_kind: verifier_error``: NeMo Gym's flag
+for a reward that does not measure the policy; reward 0.0, never a silent number. An unreachable
+server past ``deadline_s`` fails the request. With ``profile: null`` the split uses the weights
+of the server's default profile (the remainder absorbs the difference for items routed to
+another).
 """
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ from nemo_gym.base_resources_server import (
 )
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from harmo.client.client import AsyncRewardClient, profile_components, server_urls
+from harmo.client.client import AsyncRewardClient, profile_components, profile_weights, server_urls
 from harmo.client.items import make_item, result_fields, why_null
 
 REFERENCE_KEYS = ("expected_answer", "ground_truth", "reference", "answer", "label")
@@ -117,15 +122,22 @@ def verify_item(body: dict[str, Any], group_size: int | None = None) -> dict[str
                      response_length=usage.get("output_tokens"))
 
 
-def verify_fields(result: Any, keys: list[str]) -> dict[str, Any]:
+def verify_fields(result: Any, keys: list[str], weights: dict[str, float],
+                  row: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fields ``/verify`` answers beside the request's own (see the module docstring)."""
     fields = result_fields(result, keys)
-    out: dict[str, Any] = {"reward": float(result.reward) if result.reward is not None else 0.0,
-                           "reward_components": {k: fields[k] for k in keys}}
+    reward = float(result.reward) if result.reward is not None else 0.0
+    judged = result.reward is not None
+    parts = {k: weights.get(k, 0.0) * fields[k] if judged else 0.0 for k in keys}
+    parts["remainder"] = reward - sum(parts.values())
+    out: dict[str, Any] = {"reward": reward, "reward_components": parts}
     out |= {f"harmo_{k}": v for k, v in fields.items()}
     out["harmo_errors"] = [f"{e.component}/{e.code}" for e in result.errors]
     if result.reward is None:
-        out |= {"mask_sample": True, "failure_kind": "verifier_error", "failure_reason": why_null(result)}
+        # NeMo RL reads the flag in instance_config (NeMo Gym's top-level field came later)
+        config = (row or {}).get("instance_config")
+        out |= {"mask_sample": True, "failure_kind": "verifier_error", "failure_reason": why_null(result),
+                "instance_config": {**(config if isinstance(config, dict) else {}), "mask_sample": True}}
     return out
 
 
@@ -150,6 +162,7 @@ class HarmoResourcesServer(SimpleResourcesServer):
     config: HarmoResourcesServerConfig
     _client: AsyncRewardClient | None = PrivateAttr(default=None)
     _keys: list[str] | None = PrivateAttr(default=None)
+    _weights: dict[str, float] = PrivateAttr(default_factory=dict)
 
     async def _ready(self) -> tuple[AsyncRewardClient, list[str]]:
         urls = server_urls(self.config.reward_url)
@@ -157,6 +170,8 @@ class HarmoResourcesServer(SimpleResourcesServer):
             self._client = AsyncRewardClient(urls, deadline_s=self.config.deadline_s,
                                              api_key=self.config.api_key or os.environ.get("HARMO_API_KEY"))
         if self._keys is None:
+            self._weights = await asyncio.to_thread(profile_weights, urls[0], self.config.profile,
+                                                    self.config.deadline_s)
             self._keys = await asyncio.to_thread(profile_components, urls[0], self.config.profile,
                                                  self.config.deadline_s)
         return self._client, self._keys
@@ -165,7 +180,7 @@ class HarmoResourcesServer(SimpleResourcesServer):
         client, keys = await self._ready()
         row = body.model_dump(mode="json")
         result = await client.score_one(verify_item(row, self.config.group_size), profile=self.config.profile)
-        return HarmoVerifyResponse(**(row | verify_fields(result, keys)))
+        return HarmoVerifyResponse(**(row | verify_fields(result, keys, self._weights, row)))
 
 
 __all__ = ["HarmoResourcesServer", "HarmoResourcesServerConfig", "HarmoVerifyRequest", "HarmoVerifyResponse",
