@@ -33,12 +33,12 @@ CASES = [
 pytestmark = pytest.mark.slow
 
 
-def run(tmp_path: Path, url: str, env: dict[str, str], weight: float = 1.0) -> list[dict]:
+def run(tmp_path: Path, url: str, env: dict[str, str], weight: float = 1.0, episode: bool = False) -> list[dict]:
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps(CASES))
-    proc = subprocess.run([PYTHON, "tests/verifiers_loop.py", "--cases", str(cases), "--weight", str(weight)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={**os.environ, "HARMO_REWARD_URL": url, "HARMO_PROFILE": "harmo", **env})
+    cmd = [PYTHON, "tests/verifiers_loop.py", "--cases", str(cases), "--weight", str(weight)]
+    proc = subprocess.run(cmd + (["--episode"] if episode else []), capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, env={**os.environ, "HARMO_REWARD_URL": url, "HARMO_PROFILE": "harmo", **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -96,3 +96,14 @@ def test_without_a_group_size_and_a_number_for_null_rewards(server, tmp_path):
     assert null["error"] is None and null["rewards"]["harmo"]["score"] == -1.0
     assert null["metrics"]["harmo/reward_null"] == 1.0
     check(got[:-1], ref[:-1])
+
+
+def test_an_episode_of_attempts_is_scored_as_one_group(server, tmp_path):
+    """score_episode in an env's finalize: the traces of one episode (n attempts at a task) in one
+    request as one group; each trace gets the reward and components the group gives it."""
+    got = run(tmp_path, server.url, {"HARMO_GROUP_SIZE": "", "HARMO_NULL_REWARD": "-1"}, weight=2.0,
+              episode=True)
+    ref = reference(server.url, groups=True)
+    check(got[:-1], ref[:-1], weight=2.0)
+    assert any(t["metrics"]["harmo/length"] < 0 for t in got)
+    assert got[-1]["rewards"]["harmo"]["score"] == -1.0 and got[-1]["metrics"]["harmo/reward_null"] == 1.0

@@ -21,6 +21,10 @@ Settings, from the environment of the process that scores (the environment serve
 - ``HARMO_NULL_REWARD``: ``raise`` (default: a rollout the server gives no reward, e.g.
   unjudged, fails its scoring with the server's reason) or a number to record instead.
 
+Where verifiers hands a group (an episode of n attempts at one task, as its best-of-n env runs),
+``score_episode(task, episode)`` in the env's ``finalize`` scores the attempts in one request as
+one group and records each one's reward and components.
+
 The item: the reply (``trace.last_reply``; reasoning the model's parser split off goes back in
 front as ``<think>...</think>``), the task's prompt and system prompt, and from the task's data
 the reference (``answer``, ``expected_answer``, ``ground_truth``, ``reference``, ``label`` or
@@ -77,12 +81,8 @@ def rollout_item(task: Any, trace: Any, group_size: int | None = None) -> dict[s
                      group_size=group_size if grouped else None)
 
 
-async def reward(task: Any, trace: Any) -> float:
-    """The rollout's reward from the reward server; its components recorded as metrics."""
-    profile = os.environ.get("HARMO_PROFILE") or None
-    size = os.environ.get("HARMO_GROUP_SIZE")
-    keys = await env_profile_components(profile)
-    result = await env_client().score_one(rollout_item(task, trace, int(size) if size else None), profile=profile)
+def _recorded(trace: Any, result: Any, keys: list[str]) -> float:
+    """Record a result's components and verdict on the trace; the reward to record."""
     for k, v in result_fields(result, keys).items():
         trace.record_metric(f"harmo/{k}", v)
     trace.info["harmo"] = {"accuracy": result.accuracy.model_dump(mode="json"),
@@ -95,4 +95,30 @@ async def reward(task: Any, trace: Any) -> float:
     return float(null)
 
 
-__all__ = ["reward", "rollout_item"]
+async def reward(task: Any, trace: Any) -> float:
+    """The rollout's reward from the reward server; its components recorded as metrics."""
+    profile = os.environ.get("HARMO_PROFILE") or None
+    size = os.environ.get("HARMO_GROUP_SIZE")
+    keys = await env_profile_components(profile)
+    result = await env_client().score_one(rollout_item(task, trace, int(size) if size else None), profile=profile)
+    return _recorded(trace, result, keys)
+
+
+async def score_episode(task: Any, episode: Any, weight: float = 1.0) -> None:
+    """Group scoring where verifiers hands a group: an episode's traces (n attempts at one task,
+    e.g. the best-of-n env) scored in one request as one GRPO group, each trace's reward recorded
+    as ``harmo`` with ``weight``. For an env's ``finalize(task, episode)`` (with no per-rollout
+    harmo reward plugged, which would count it twice)."""
+    profile = os.environ.get("HARMO_PROFILE") or None
+    keys = await env_profile_components(profile)
+    data = getattr(task, "data", task)
+    items = []
+    for k, trace in enumerate(episode.traces):
+        item = rollout_item(data, trace)
+        items.append(item | {"id": str(k), "group_id": f"verifiers:{episode.id}"})
+    results = await env_client().score(items, profile=profile)
+    for trace, result in zip(episode.traces, results):
+        trace.record_reward("harmo", _recorded(trace, result, keys), weight)
+
+
+__all__ = ["reward", "rollout_item", "score_episode"]
