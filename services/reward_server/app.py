@@ -474,6 +474,19 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         info["profile"] = out.profile  # a configured name (or "mixed"): bounded label values
         return out
 
+    async def _contract_request(request: Request, profile: str | None,
+                                model: type[M]) -> tuple[ScoringPipeline, str, M]:
+        """A trainer contract's request (``/get_reward``, ``/slime/reward``): the pipeline, the
+        profile's name (the server's default when none is asked for; 422 for an unknown one) and
+        the body as ``model`` (a large one parsed in the thread pool)."""
+        pipeline: ScoringPipeline = state["pipeline"]
+        name = profile or pipeline.profiles.default
+        if name not in pipeline.profiles.profiles:
+            raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
+        body = await request.body()
+        req = parse_body(model, body) if len(body) <= SMALL_BODY else await run_in_threadpool(parse_body, model, body)
+        return pipeline, name, req
+
     @app.post("/get_reward", response_model=OpenRLHFResponse, openapi_extra=_body(OpenRLHFRequest), responses={
         **_ERRORS, 422: {"description": "a malformed request (a well-formed one is always answered 200)"},
         503: {"description": "a model is saturated or loading; see Retry-After"}})
@@ -482,13 +495,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         """OpenRLHF's remote reward API. The responses to one prompt form a GRPO group: within the
         request, or, with a group size (``?group_size=N``, the body's ``group_size`` or
         ``HARMO_OPENRLHF_GROUP_SIZE``: OpenRLHF's ``n_samples_per_prompt``), across requests."""
-        pipeline: ScoringPipeline = state["pipeline"]
-        name = profile or pipeline.profiles.default
-        if name not in pipeline.profiles.profiles:
-            raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
-        body = await request.body()
-        req = parse_body(OpenRLHFRequest, body) if len(body) <= SMALL_BODY else \
-            await run_in_threadpool(parse_body, OpenRLHFRequest, body)
+        pipeline, name, req = await _contract_request(request, profile, OpenRLHFRequest)
         n = group_size or req.group_size or settings.openrlhf_group_size
         score_req = await run_in_threadpool(openrlhf.to_request, req, name, n, pipeline.seat,
                                             settings.openrlhf_stop_tokens)
@@ -504,13 +511,7 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         """slime's remote reward (``--rm-type remote_rm --rm-url URL --reward-key reward``): one
         sample; with ``?group_size=N`` (slime's ``--n-samples-per-prompt``) a prompt's samples,
         sent alone, form its GRPO groups."""
-        pipeline: ScoringPipeline = state["pipeline"]
-        name = profile or pipeline.profiles.default
-        if name not in pipeline.profiles.profiles:
-            raise HTTPException(422, f"unknown profile {name!r}; known: {sorted(pipeline.profiles.profiles)}")
-        body = await request.body()
-        req = parse_body(SlimeRequest, body) if len(body) <= SMALL_BODY else \
-            await run_in_threadpool(parse_body, SlimeRequest, body)
+        pipeline, name, req = await _contract_request(request, profile, SlimeRequest)
         out = await _scored(slime.to_request(req, name, group_size), request)
         return Response(slime.to_response(out, pipeline.profiles.get(name)).model_dump_json(),
                         media_type="application/json")
