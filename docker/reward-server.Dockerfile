@@ -15,6 +15,7 @@ ARG CUDA_IMAGE=nvidia/cuda:13.0.3-runtime-ubuntu24.04
 FROM ${PYTHON_IMAGE} AS python
 
 # ---- build: a virtual environment with the server (rules, models, instruction checks) ----
+# The dependencies first, then the source: a change to the source rebuilds one small layer.
 FROM python AS build-base
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
@@ -22,10 +23,8 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # every dependency at the version the test suite ran with
 COPY docker/constraints-server.txt ./constraints.txt
-COPY pyproject.toml README.md ./
-COPY harmo ./harmo
-COPY services ./services
-COPY trainer ./trainer
+COPY docker/extra_requirements.py pyproject.toml ./
+RUN python extra_requirements.py pyproject.toml server > requirements.txt
 
 FROM build-base AS build-cpu
 ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"
@@ -33,13 +32,23 @@ ARG TORCH_CPU_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu --extra
 # wheels); the rest then finds torch satisfied
 # hadolint ignore=DL3013,SC2086
 RUN pip install ${TORCH_CPU_PIP_ARGS} "torch==$(sed -n 's/^torch==//p' constraints.txt)" \
-    && pip install --constraint constraints.txt ".[server]" \
+    && pip install --constraint constraints.txt -r requirements.txt \
     && python -c "import importlib.metadata as m, torch; \
 bad = [d.metadata['Name'] for d in m.distributions() if d.metadata['Name'].lower().startswith(('nvidia-', 'cuda-'))]; \
 assert torch.version.cuda is None and not bad, (torch.version.cuda, bad)"
+COPY README.md ./
+COPY harmo ./harmo
+COPY services ./services
+COPY trainer ./trainer
+RUN pip install --no-deps .
 
 FROM build-base AS build-cuda
-RUN pip install --constraint constraints.txt torch ".[server]"
+RUN pip install --constraint constraints.txt -r requirements.txt
+COPY README.md ./
+COPY harmo ./harmo
+COPY services ./services
+COPY trainer ./trainer
+RUN pip install --no-deps .
 
 # ---- cpu ----
 FROM python AS cpu
