@@ -299,6 +299,20 @@ def test_score_one_coalesces_concurrent_callers(server):
         assert r.id == i["id"] and (r.reward, r.components) == (direct[i["id"]]["reward"], direct[i["id"]]["components"])
 
 
+def test_a_refused_item_fails_only_its_own_caller(server):
+    """Callers whose items share a request: one item the server refuses (an unknown task) gets the
+    refusal; every other caller still gets its result."""
+    items = [{"id": f"r{k}", "response": "<answer>4</answer>", "reference": "4"} for k in range(6)]
+    items[2] |= {"task": "no_such_task"}
+
+    async def run():
+        async with AsyncRewardClient(server.url, linger_s=0.05) as c:
+            return await asyncio.gather(*(c.score_one(i) for i in items), return_exceptions=True)
+    got = asyncio.run(run())
+    assert isinstance(got[2], RewardRequestError) and "no_such_task" in str(got[2]) and got[2].status == 422
+    assert all(r.reward is not None and r.id == i["id"] for r, i in zip(got, items) if r is not got[2])
+
+
 def test_api_keys(tmp_path):
     keys = tmp_path / "keys"
     keys.write_text("file-key\n")

@@ -47,9 +47,9 @@ CASES = [
 pytestmark = pytest.mark.slow
 
 
-def gym(tmp_path: Path, url: str, group_size: int | None, profile: str = "harmo") -> dict:
+def gym(tmp_path: Path, url: str, group_size: int | None, profile: str = "harmo", rows: list | None = None) -> dict:
     cases = tmp_path / "cases.json"
-    cases.write_text(json.dumps(CASES))
+    cases.write_text(json.dumps(rows or CASES))
     cmd = [PYTHON, "tests/nemo_gym_loop.py", "--config", str(CONFIG), "--cases", str(cases), "--profile", profile]
     if group_size:
         cmd += ["--group-size", str(group_size)]
@@ -141,6 +141,32 @@ def test_without_a_group_size_each_rollout_is_its_own_group(server, tmp_path):
     out = gym(tmp_path, server.url, group_size=None)
     check(out["verify"], reference(server.url, groups=False))
     assert not any(a["harmo_length_applies"] for a in out["verify"])  # no group: no length penalty
+
+
+BAD = [
+    # kwargs that are not objects: the row cannot be read
+    {"row": {"responses_create_params": {"input": "Write a line."},
+             "verifier_metadata": {"instruction_id_list": ["punctuation:no_comma"], "kwargs": ["oops"]}},
+     "responses": [["<answer>a line</answer>", None]]},
+    # a task the server does not have: refused for this row alone
+    {"row": {"responses_create_params": {"input": "What is 1+1?"}, "expected_answer": "2", "task": "no_such_task"},
+     "responses": [["<answer>2</answer>", None]]},
+    {"row": {"responses_create_params": {"input": "What is 3+3?"}, "expected_answer": "6"},
+     "responses": [["<think>three and three</think><answer>\\boxed{6}</answer>", None]]},
+]
+
+
+def test_a_row_that_cannot_be_scored_is_masked_with_its_reason(server, tmp_path):
+    """Bad rows among good ones, verified concurrently: each bad one is masked and says why (a
+    typed error, never a 0.0 that trains); the good one is scored."""
+    out = gym(tmp_path, server.url, group_size=None, rows=BAD)
+    bad_row, refused, good = out["verify"]
+    assert bad_row["mask_sample"] and bad_row["harmo_errors"] == ["input/bad_row"]
+    assert "bad task row" in bad_row["failure_reason"] and bad_row["instance_config"]["mask_sample"]
+    assert refused["mask_sample"] and refused["harmo_errors"] == ["input/refused_422"]
+    assert "no_such_task" in refused["failure_reason"]
+    assert not good.get("mask_sample") and good["reward"] > 1.0 and good["harmo_accuracy"] == 1.0
+    assert all(sums_to_reward(a) for a in out["verify"])
 
 
 def test_components_sum_to_the_reward_under_a_formula(server, tmp_path):

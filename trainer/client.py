@@ -261,6 +261,12 @@ class RewardClient(_Settings):
         raise attempts.failure()
 
 
+def _fail(batch: list[tuple[ScoreItem, asyncio.Future]], exc: BaseException) -> None:
+    for _, fut in batch:
+        if not fut.done():
+            fut.set_exception(exc)
+
+
 class AsyncRewardClient(_Settings):
     """The same client for asyncio; batches are sent concurrently.
 
@@ -338,10 +344,16 @@ class AsyncRewardClient(_Settings):
             deadline = time.monotonic() + self._policy.deadline_s
             resp = await self._post(self.urls[url], _body(profile, [i for i, _ in batch], cache), deadline)
             results = _parse(resp, len(batch)).results
+        except RewardRequestError as exc:
+            if len(batch) > 1:
+                # Refused for what one item holds (an unknown task, a size past a limit): each
+                # item alone, so that only its own caller gets the refusal.
+                await asyncio.gather(*(self._send(key, [one]) for one in batch))
+            else:
+                _fail(batch, exc)
+            return
         except Exception as exc:  # noqa: BLE001 - every waiting caller gets the error
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            _fail(batch, exc)
             return
         for (_, fut), r in zip(batch, results):
             if not fut.done():

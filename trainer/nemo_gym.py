@@ -49,8 +49,15 @@ from nemo_gym.base_resources_server import (
 )
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from harmo.client.client import AsyncRewardClient, profile_components, profile_weights, server_urls
+from harmo.client.client import (
+    AsyncRewardClient,
+    RewardRequestError,
+    profile_components,
+    profile_weights,
+    server_urls,
+)
 from harmo.client.items import make_item, result_fields, why_null
+from harmo.protocol import ScoreItem
 
 REFERENCE_KEYS = ("expected_answer", "ground_truth", "reference", "answer", "label")
 TASK_INDEX = "_ng_task_index"  # what NeMo Gym's rollout collection adds to a row
@@ -125,20 +132,25 @@ def verify_item(body: dict[str, Any], group_size: int | None = None) -> dict[str
 def verify_fields(result: Any, keys: list[str], weights: dict[str, float],
                   row: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fields ``/verify`` answers beside the request's own (see the module docstring)."""
-    fields = result_fields(result, keys)
-    reward = float(result.reward) if result.reward is not None else 0.0
-    judged = result.reward is not None
-    parts = {k: weights.get(k, 0.0) * fields[k] if judged else 0.0 for k in keys}
-    parts["remainder"] = reward - sum(parts.values())
-    out: dict[str, Any] = {"reward": reward, "reward_components": parts}
-    out |= {f"harmo_{k}": v for k, v in fields.items()}
-    out["harmo_errors"] = [f"{e.component}/{e.code}" for e in result.errors]
     if result.reward is None:
-        # NeMo RL reads the flag in instance_config (NeMo Gym's top-level field came later)
-        config = (row or {}).get("instance_config")
-        out |= {"mask_sample": True, "failure_kind": "verifier_error", "failure_reason": why_null(result),
-                "instance_config": {**(config if isinstance(config, dict) else {}), "mask_sample": True}}
-    return out
+        return masked_fields(keys, [f"{e.component}/{e.code}" for e in result.errors], why_null(result), row)
+    fields = result_fields(result, keys)
+    reward = float(result.reward)
+    parts = {k: weights.get(k, 0.0) * fields[k] for k in keys}
+    parts["remainder"] = reward - sum(parts.values())
+    return {"reward": reward, "reward_components": parts, **{f"harmo_{k}": v for k, v in fields.items()},
+            "harmo_errors": [f"{e.component}/{e.code}" for e in result.errors]}
+
+
+def masked_fields(keys: list[str], errors: list[str], reason: str, row: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A rollout without a reward: masked, with the reason; every number 0.0 but ``reward_null``."""
+    fields = dict.fromkeys(keys, 0.0) | {f"{k}_applies": 0.0 for k in keys} | {"reward_null": 1.0}
+    parts = dict.fromkeys(keys, 0.0) | {"remainder": 0.0}
+    config = (row or {}).get("instance_config")
+    # NeMo RL reads the flag in instance_config (NeMo Gym's top-level field came later)
+    return {"reward": 0.0, "reward_components": parts, **{f"harmo_{k}": v for k, v in fields.items()},
+            "harmo_errors": errors, "mask_sample": True, "failure_kind": "verifier_error", "failure_reason": reason,
+            "instance_config": {**(config if isinstance(config, dict) else {}), "mask_sample": True}}
 
 
 class HarmoResourcesServerConfig(BaseResourcesServerConfig):
@@ -179,7 +191,14 @@ class HarmoResourcesServer(SimpleResourcesServer):
     async def verify(self, body: HarmoVerifyRequest) -> HarmoVerifyResponse:
         client, keys = await self._ready()
         row = body.model_dump(mode="json")
-        result = await client.score_one(verify_item(row, self.config.group_size), profile=self.config.profile)
+        try:
+            item = ScoreItem.model_validate(verify_item(row, self.config.group_size))
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a row this adapter cannot read
+            return HarmoVerifyResponse(**(row | masked_fields(keys, ["input/bad_row"], f"bad task row: {exc}", row)))
+        try:
+            result = await client.score_one(item, profile=self.config.profile)
+        except RewardRequestError as exc:  # refused for what the row holds (e.g. an unknown task)
+            return HarmoVerifyResponse(**(row | masked_fields(keys, [f"input/refused_{exc.status}"], str(exc), row)))
         return HarmoVerifyResponse(**(row | verify_fields(result, keys, self._weights, row)))
 
 
