@@ -9,7 +9,8 @@ reads at commit 624b824 (2026-08-21), is tested instead:
 - ``--custom-rm-path module.function``: ``load_function`` imports it; ``generate_and_rm`` awaits
   ``fn(args, sample)`` per sample (a group's samples concurrently), ``--group-rm`` awaits
   ``fn(args, samples)`` once per group. A ``Sample`` carries ``group_index``, ``index``,
-  ``prompt`` (text or messages), ``response``, ``response_length``, ``label``, ``metadata``.
+  ``prompt`` (text or messages), ``response``, ``response_length``, ``label``, ``metadata``,
+  and ``remove_sample`` (set: the sample is out of the loss).
 - ``--custom-rollout-log-function-path``: ``fn(rollout_id, args, samples, rollout_extra_metrics,
   rollout_time) -> bool`` (true: the rollout is logged), in place of
   ``slime.observability.rollout_metrics.log_rollout_data``.
@@ -56,6 +57,7 @@ class Sample:
     label: str | None = None
     reward: float | dict[str, Any] | None = None
     metadata: dict = field(default_factory=dict)
+    remove_sample: bool = False
 
     def get_reward_value(self, args: argparse.Namespace) -> float:
         return self.reward if not args.reward_key else self.reward[args.reward_key]
@@ -157,11 +159,31 @@ def test_custom_rm_per_sample_and_per_group_equal_score(server, slime_fn, monkey
         assert any(s.reward["length"] < 0 for s in got)
 
 
-def test_custom_rm_raises_on_a_null_reward_by_default(server, slime_fn):
+def test_custom_rm_removes_a_sample_without_a_reward_by_default_or_raises(server, slime_fn, monkeypatch):
     args = argparse.Namespace(n_samples_per_prompt=1, reward_key="reward")
     big = samples()[1][3]
+    got = asyncio.run(slime_fn.reward(args, big))
+    assert big.remove_sample and got["reward"] == 0.0 and got["reward_null"] == 1.0
+    assert got["error"] == "input/response_too_long"
+    monkeypatch.setenv("HARMO_NULL_REWARD", "raise")
     with pytest.raises(slime_fn.RewardClientError, match="response_too_long"):
-        asyncio.run(slime_fn.reward(args, big))
+        asyncio.run(slime_fn.reward(args, samples()[1][3]))
+
+
+def test_a_sample_that_cannot_be_scored_never_takes_the_others_down(server, slime_fn):
+    """Malformed metadata, and a task the server does not have, in one batch with good samples:
+    each bad one removed with its reason, the rest scored."""
+    args = argparse.Namespace(n_samples_per_prompt=1, reward_key="reward")
+    good = [Sample(index=k, prompt="What is 2+2?", response="<answer>\\boxed{4}</answer>", label="4")
+            for k in range(3)]
+    unreadable = Sample(index=3, prompt="x", response="y", metadata={"constraints": [{"kwargs": 1}]})
+    unknown = Sample(index=4, prompt="x", response="y", label="y", metadata={"task": "no_such_task"})
+    batch = good + [unreadable, unknown]
+    got = asyncio.run(slime_fn.reward(args, batch))
+    assert [s.remove_sample for s in batch] == [False, False, False, True, True]
+    assert all(r["reward_null"] == 0.0 and r["accuracy"] == 1.0 for r in got[:3])
+    assert got[3]["error"] == "input/bad_sample" and got[4]["error"] == "input/refused_422"
+    assert {k for r in got for k in r} == set(got[0])  # the same keys, bad samples included
 
 
 def test_rollout_log_function_adds_the_component_means_to_slimes_own_logging(server, slime_fn, monkeypatch):

@@ -48,10 +48,14 @@ def constraints_of(raw: Any) -> list[dict[str, Any]] | None:
     if not raw:
         return None
     out = []
-    for c in plain(raw):
+    for i, c in enumerate(plain(raw)):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str):
+            raise ValueError(f"constraints[{i}] is not an object with an instruction id: {str(c)[:80]}")
         kw = c.get("kwargs")
         if isinstance(kw, str):
             kw = json.loads(kw) if kw.strip() else {}
+        if kw is not None and not isinstance(kw, dict):
+            raise ValueError(f"constraints[{i}].kwargs is not an object: {str(kw)[:80]}")
         out.append({"id": c["id"], "kwargs": {k: v for k, v in (kw or {}).items() if v is not None}})
     return out
 

@@ -104,7 +104,9 @@ def _constraints(row: dict[str, Any]) -> list[dict[str, Any]] | None:
     if not ids:
         return None
     kwargs = src.get("kwargs") or [{}] * len(ids)
-    return [{"id": i, "kwargs": {k: v for k, v in (kw or {}).items() if v is not None}} for i, kw in zip(ids, kwargs)]
+    if len(kwargs) != len(ids):
+        raise ValueError(f"{len(ids)} instruction ids and {len(kwargs)} kwargs")
+    return [{"id": i, "kwargs": kw} for i, kw in zip(ids, kwargs)]  # checked by make_item
 
 
 def _choices(row: dict[str, Any]) -> list[str] | None:
@@ -193,7 +195,7 @@ class HarmoResourcesServer(SimpleResourcesServer):
         row = body.model_dump(mode="json")
         try:
             item = ScoreItem.model_validate(verify_item(row, self.config.group_size))
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:  # a row this adapter cannot read
+        except (ValueError, TypeError, AttributeError) as exc:  # a row this adapter cannot read
             return HarmoVerifyResponse(**(row | masked_fields(keys, ["input/bad_row"], f"bad task row: {exc}", row)))
         try:
             result = await client.score_one(item, profile=self.config.profile)

@@ -15,10 +15,12 @@ on a made-up number).
 
 Each sample's reward is a dict (hence ``--reward-key reward``): ``reward``, every component of
 the profile (0.0 where one does not apply, ``<component>_applies`` saying which),
-``reward_null`` (1.0: the server gave no reward, e.g. unjudged; ``reward`` is then
-``HARMO_NULL_REWARD``, default ``raise``: the call fails with the server's reason) and ``error``
-(``ok`` or the first typed error, ``component/code``: ``--log-reward-category error`` logs each
-code's share). ``log_rollout`` adds each numeric key's rollout mean, ``rollout/harmo/<key>``, to
+``reward_null`` and ``error`` (``ok`` or the first typed error, ``component/code``:
+``--log-reward-category error`` logs each code's share). A sample without a reward (unjudged,
+past a size limit, refused for what it holds, unreadable) is, by ``HARMO_NULL_REWARD``:
+``remove`` (the default: slime's own ``sample.remove_sample``, out of the loss, reward 0.0,
+``reward_null: 1`` and the reason in ``error``), ``raise`` (the rollout fails with the server's
+reason) or a number to train on. ``log_rollout`` adds each numeric key's rollout mean, ``rollout/harmo/<key>``, to
 what slime's own rollout logging logs.
 
 The task's fields come from ``sample.label`` (the reference; a dict, e.g. a code task's tests,
@@ -34,8 +36,9 @@ import os
 import uuid
 from typing import Any
 
-from harmo.client.client import RewardClientError, env_client, env_profile_components
+from harmo.client.client import RewardClientError, RewardRequestError, env_client, env_profile_components
 from harmo.client.items import make_item, result_fields, why_null
+from harmo.protocol import ScoreItem
 
 # Groups are named per process run: slime's group_index counts from 0 again in a new run.
 RUN = os.environ.get("HARMO_RUN_ID") or uuid.uuid4().hex[:12]
@@ -56,15 +59,33 @@ def sample_item(args: Any, sample: Any) -> dict[str, Any]:
                      response_length=getattr(sample, "response_length", None) or None)
 
 
-def _reward_of(result: Any, keys: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = result_fields(result, keys)
-    out["error"] = f"{result.errors[0].component}/{result.errors[0].code}" if result.errors else "ok"
-    if result.reward is not None:
-        return {"reward": float(result.reward), **out}
-    null = os.environ.get("HARMO_NULL_REWARD", "raise")
+def _null(sample: Any, keys: list[str], error: str, why: str) -> dict[str, Any]:
+    """A sample the server gave no reward, by ``HARMO_NULL_REWARD``: ``remove`` (slime's own
+    mask: out of the loss, reward 0.0), ``raise``, or a number to train on."""
+    null = os.environ.get("HARMO_NULL_REWARD", "remove")
     if null == "raise":
-        raise RewardClientError(f"the reward server gave no reward for sample {result.id}: {why_null(result)}")
+        raise RewardClientError(f"the reward server gave no reward for sample {sample.index}: {why}")
+    out = dict.fromkeys(keys, 0.0) | {f"{k}_applies": 0.0 for k in keys} | {"reward_null": 1.0, "error": error}
+    if null == "remove":
+        sample.remove_sample = True
+        return {"reward": 0.0, **out}
     return {"reward": float(null), **out}
+
+
+async def _one(args: Any, sample: Any, keys: list[str], profile: str | None) -> dict[str, Any]:
+    try:
+        item = ScoreItem.model_validate(sample_item(args, sample))
+    except (ValueError, TypeError) as exc:  # a sample this adapter cannot read (e.g. malformed metadata)
+        return _null(sample, keys, "input/bad_sample", f"bad sample: {exc}")
+    try:
+        result = await env_client().score_one(item, profile=profile)
+    except RewardRequestError as exc:  # refused for what the sample holds (e.g. an unknown task)
+        return _null(sample, keys, f"input/refused_{exc.status}", str(exc))
+    if result.reward is None:
+        return _null(sample, keys, f"{result.errors[0].component}/{result.errors[0].code}" if result.errors
+                     else "reward/null", why_null(result))
+    error = f"{result.errors[0].component}/{result.errors[0].code}" if result.errors else "ok"
+    return {"reward": float(result.reward), **result_fields(result, keys), "error": error}
 
 
 async def reward(args: Any, sample: Any, **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
@@ -72,9 +93,7 @@ async def reward(args: Any, sample: Any, **kwargs: Any) -> dict[str, Any] | list
     profile = os.environ.get("HARMO_PROFILE") or None
     keys = await env_profile_components(profile)
     samples = sample if isinstance(sample, list) else [sample]
-    client = env_client()
-    results = await asyncio.gather(*(client.score_one(sample_item(args, s), profile=profile) for s in samples))
-    rewards = [_reward_of(r, keys) for r in results]
+    rewards = await asyncio.gather(*(_one(args, s, keys, profile) for s in samples))
     return rewards if isinstance(sample, list) else rewards[0]
 
 
