@@ -512,7 +512,11 @@ def create_app(settings: Settings | None = None, pipeline: ScoringPipeline | Non
         sample; with ``?group_size=N`` (slime's ``--n-samples-per-prompt``) a prompt's samples,
         sent alone, form its GRPO groups."""
         pipeline, name, req = await _contract_request(request, profile, SlimeRequest)
-        out = await _scored(slime.to_request(req, name, group_size), request)
+        try:
+            score_req = slime.to_request(req, name, group_size)
+        except ValueError as exc:  # a sample no item can hold
+            raise HTTPException(422, str(exc)) from None
+        out = await _scored(score_req, request)
         return Response(slime.to_response(out, pipeline.profiles.get(name)).model_dump_json(),
                         media_type="application/json")
 
