@@ -20,8 +20,8 @@ the profile (0.0 where one does not apply, ``<component>_applies`` saying which)
 past a size limit, refused for what it holds, unreadable) is, by ``HARMO_NULL_REWARD``:
 ``remove`` (the default: slime's own ``sample.remove_sample``, out of the loss, reward 0.0,
 ``reward_null: 1`` and the reason in ``error``), ``raise`` (the rollout fails with the server's
-reason) or a number to train on. ``log_rollout`` adds each numeric key's rollout mean, ``rollout/harmo/<key>``, to
-what slime's own rollout logging logs.
+reason) or a number to train on. ``log_rollout`` adds each numeric key's rollout mean,
+``rollout/harmo/<key>``, to what slime's own rollout logging logs.
 
 The task's fields come from ``sample.label`` (the reference; a dict, e.g. a code task's tests,
 is sent as JSON) and ``sample.metadata`` (``task``, ``choices``, ``constraints``,
@@ -40,7 +40,8 @@ from harmo.client.client import RewardClientError, RewardRequestError, env_clien
 from harmo.client.items import make_item, result_fields, why_null
 from harmo.protocol import ScoreItem
 
-# Groups are named per process run: slime's group_index counts from 0 again in a new run.
+# Groups are named per process: another run against the same server, or this one restarted from a
+# checkpoint, numbers its groups from the same counter.
 RUN = os.environ.get("HARMO_RUN_ID") or uuid.uuid4().hex[:12]
 
 
