@@ -156,6 +156,18 @@ class ScoreResult(BaseModel):
         "answer, confidence, why a model was or was not asked), 'length' (L, L_ref, unit, P_max, tau, the "
         "correct members), 'format' (the first deviation), 'instruction', 'reward' (weights or formula)")
 
+    def flat(self, components: list[str]) -> dict[str, float]:
+        """The result as the flat numbers trainers log per sample, the same keys for every sample:
+        each of ``components`` (0.0 where it does not apply, ``<component>_applies`` saying which)
+        and ``reward_null`` (1.0 when there is no reward; ``errors`` say why)."""
+        out: dict[str, float] = {}
+        for k in components:
+            v = self.components.get(k)
+            out[k] = float(v) if v is not None else 0.0
+            out[f"{k}_applies"] = float(v is not None)
+        out["reward_null"] = float(self.reward is None)
+        return out
+
 
 class ScoreResponse(BaseModel):
     profile: str

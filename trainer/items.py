@@ -111,19 +111,6 @@ def make_item(*, response: str, id: str | None = None, group_id: Any = None, gro
     return item
 
 
-def result_fields(result: Any, keys: list[str]) -> dict[str, float]:
-    """A result as the flat numbers trainers log per sample, the same keys for every sample: each
-    of the profile's components (0.0 where it does not apply, with ``<component>_applies`` saying
-    which), and ``reward_null`` (1.0 when the server gave no reward; the result's errors say why)."""
-    out: dict[str, float] = {}
-    for k in keys:
-        v = result.components.get(k)
-        out[k] = float(v) if v is not None else 0.0
-        out[f"{k}_applies"] = float(v is not None)
-    out["reward_null"] = float(result.reward is None)
-    return out
-
-
 def why_null(result: Any) -> str:
     """Why a result has no reward, from its typed errors."""
     return "; ".join(f"{e.component}/{e.code}: {e.message}" for e in result.errors) or "no reason given"

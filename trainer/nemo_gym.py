@@ -56,7 +56,7 @@ from harmo.client.client import (
     profile_weights,
     server_urls,
 )
-from harmo.client.items import make_item, result_fields, why_null
+from harmo.client.items import make_item, why_null
 from harmo.protocol import ScoreItem
 
 REFERENCE_KEYS = ("expected_answer", "ground_truth", "reference", "answer", "label")
@@ -136,7 +136,7 @@ def verify_fields(result: Any, keys: list[str], weights: dict[str, float],
     """The fields ``/verify`` answers beside the request's own (see the module docstring)."""
     if result.reward is None:
         return masked_fields(keys, [f"{e.component}/{e.code}" for e in result.errors], why_null(result), row)
-    fields = result_fields(result, keys)
+    fields = result.flat(keys)
     reward = float(result.reward)
     parts = {k: weights.get(k, 0.0) * fields[k] for k in keys}
     parts["remainder"] = reward - sum(parts.values())

@@ -37,7 +37,7 @@ import uuid
 from typing import Any
 
 from harmo.client.client import RewardClientError, RewardRequestError, env_client, env_profile_components
-from harmo.client.items import make_item, result_fields, why_null
+from harmo.client.items import make_item, why_null
 from harmo.protocol import ScoreItem
 
 # Groups are named per process: another run against the same server, or this one restarted from a
@@ -86,7 +86,7 @@ async def _one(args: Any, sample: Any, keys: list[str], profile: str | None) -> 
         return _null(sample, keys, f"{result.errors[0].component}/{result.errors[0].code}" if result.errors
                      else "reward/null", why_null(result))
     error = f"{result.errors[0].component}/{result.errors[0].code}" if result.errors else "ok"
-    return {"reward": float(result.reward), **result_fields(result, keys), "error": error}
+    return {"reward": float(result.reward), **result.flat(keys), "error": error}
 
 
 async def reward(args: Any, sample: Any, **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:

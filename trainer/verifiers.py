@@ -37,7 +37,7 @@ import os
 from typing import Any
 
 from harmo.client.client import RewardClientError, env_client, env_profile_components
-from harmo.client.items import make_item, result_fields, why_null
+from harmo.client.items import make_item, why_null
 
 REFERENCE_KEYS = ("answer", "expected_answer", "ground_truth", "reference", "label", "solution")
 
@@ -83,7 +83,7 @@ def rollout_item(task: Any, trace: Any, group_size: int | None = None) -> dict[s
 
 def _recorded(trace: Any, result: Any, keys: list[str]) -> float:
     """Record a result's components and verdict on the trace; the reward to record."""
-    for k, v in result_fields(result, keys).items():
+    for k, v in result.flat(keys).items():
         trace.record_metric(f"harmo/{k}", v)
     trace.info["harmo"] = {"accuracy": result.accuracy.model_dump(mode="json"),
                            "errors": [e.model_dump(mode="json") for e in result.errors]}

@@ -83,10 +83,5 @@ def to_response(out: ScoreResponse, profile: Profile) -> OpenRLHFResponse:
                     len(nulls), len(out.results), ", ".join(f"{e.component}/{e.code}" for r in nulls[:5]
                                                              for e in r.errors), profile.error_value)
     rewards = [r.reward if r.reward is not None else profile.error_value for r in out.results]
-    logs_: dict[str, list[float]] = {}
-    for k in sorted(profile.components):
-        values = [r.components.get(k) for r in out.results]
-        logs_[k] = [v if v is not None else 0.0 for v in values]
-        logs_[f"{k}_applies"] = [float(v is not None) for v in values]
-    logs_["reward_null"] = [float(r.reward is None) for r in out.results]
-    return OpenRLHFResponse(rewards=rewards, scores=rewards, extra_logs=logs_)
+    rows = [r.flat(sorted(profile.components)) for r in out.results]
+    return OpenRLHFResponse(rewards=rewards, scores=rewards, extra_logs={k: [row[k] for row in rows] for k in rows[0]})

@@ -39,14 +39,9 @@ def to_response(out: ScoreResponse, profile: Profile) -> SlimeResponse:
     """The reward slime keeps: ``reward``, each of the profile's components (0.0 where it does
     not apply, ``<component>_applies`` saying which), ``reward_null`` and ``error``."""
     [r] = out.results
-    fields: dict[str, float] = {}
-    for k in sorted(profile.components):
-        v = r.components.get(k)
-        fields[k] = float(v) if v is not None else 0.0
-        fields[f"{k}_applies"] = float(v is not None)
     error = f"{r.errors[0].component}/{r.errors[0].code}" if r.errors else "ok"
     if r.reward is None:
         log.warning("slime: a sample has no reward (%s); it gets error_value %g, flagged reward_null",
                     ", ".join(f"{e.component}/{e.code}" for e in r.errors), profile.error_value)
     reward = r.reward if r.reward is not None else profile.error_value
-    return SlimeResponse(reward=reward, reward_null=float(r.reward is None), error=error, **fields)
+    return SlimeResponse(reward=reward, error=error, **r.flat(sorted(profile.components)))
